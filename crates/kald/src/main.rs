@@ -1,0 +1,2 @@
+//! The `kald` binary.
+fn main() {}
