@@ -6,9 +6,9 @@ use core::str::FromStr;
 /// kald's own opaque id for one call, used in tracing spans and logs instead of the SIP Call-ID.
 ///
 /// The SIP Call-ID is chosen by the remote party and may carry anything (even a phone number),
-/// so it never goes into logs; this id does. It is shown as `c-` and 16 lower-case hex digits
-/// (e.g. `c-000000000000002a`): the prefix and fixed width mean it is never a 10-digit token,
-/// so it can never be mistaken for a CPR number.
+/// so it never goes into logs; this id does. It is shown as `c-` and lower-case hex without
+/// zero padding (e.g. `c-2a`), so small ids hold no long digit runs that could look like a
+/// CPR number.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(u64);
 
@@ -26,7 +26,7 @@ impl CallId {
 
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c-{:016x}", self.0)
+        write!(f, "c-{:x}", self.0)
     }
 }
 
@@ -97,12 +97,9 @@ mod tests {
 
     #[test]
     fn call_id_display_is_hex() {
-        assert_eq!(CallId::new(42).to_string(), "c-000000000000002a");
+        assert_eq!(CallId::new(42).to_string(), "c-2a");
         assert_eq!(CallId::new(u64::MAX).to_string(), "c-ffffffffffffffff");
-        assert_eq!(
-            format!("{:?}", CallId::new(42)),
-            "CallId(c-000000000000002a)"
-        );
+        assert_eq!(format!("{:?}", CallId::new(42)), "CallId(c-2a)");
         assert_eq!(CallId::new(7).get(), 7);
     }
 

@@ -14,8 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod build;
+pub mod endpoint;
 pub mod error;
+pub mod framing;
 pub mod message;
+pub mod transaction;
 
 pub use error::{ParseError, ParseErrorKind};
 pub use message::{Header, HeaderName, Headers, Message, Method, StartLine};

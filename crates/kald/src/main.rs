@@ -1,2 +1,100 @@
-//! The `kald` binary.
-fn main() {}
+//! `kald`: the SIP/IVR server behind a Danish municipality's main number.
+#![forbid(unsafe_code)]
+
+mod calls;
+mod config;
+mod sip;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// kald — answers the citizens' calls to the main number.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log level or filter (also RUST_LOG), e.g. `info`, `kald=debug`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: SIP on UDP and TCP, the IVR flows, the queues.
+    Serve(config::Flags),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Serve(flags) => serve(&flags),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kald: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(flags: &config::Flags) -> anyhow::Result<()> {
+    let config = config::Config::load(flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let sockets = sip::Sockets::bind(config.sip_listen).await?;
+        let bound = sockets.local_addr()?;
+        tracing::info!(sip = %bound, transports = "udp+tcp", trunks = config.trunks.len(), "kald listening");
+        tracing::info!(
+            http = %config.http_listen,
+            data_dir = %config.data_dir.display(),
+            flows = %config.flows.display(),
+            media_ports = %format_args!("{}-{}", config.media_ports.0, config.media_ports.1),
+            "configured (HTTP, media and flows arrive with the next issues)"
+        );
+        for t in &config.trunks {
+            tracing::info!(trunk = %t.name, networks = t.networks.len(), numbers = t.numbers.len(), "trunk loaded");
+        }
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        sip::run(config, sockets, shutdown).await
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

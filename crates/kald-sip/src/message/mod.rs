@@ -218,10 +218,7 @@ impl Message {
             Ok(s) => s,
             Err(kind) => return Err(fail(kind, None, headers)),
         };
-        let headers = match headers {
-            Ok(h) => h,
-            Err(e) => return Err(e),
-        };
+        let headers = headers?;
         let Some(head_end) = head_end else {
             return Err(fail(K::UnterminatedHeaders, None, Ok(headers)));
         };
@@ -536,6 +533,9 @@ fn parse_start_line(buf: &Bytes, start: usize, end: usize) -> Result<StartLine, 
 
 /// Split the header section `[from, to)` into headers, unfolding continuation lines.
 fn tokenize_headers(buf: &Bytes, from: usize, to: usize) -> Result<Headers, ParseError> {
+    if has_bare_cr_or_lf(&buf[from..to], to == buf.len()) {
+        return Err(ParseError::new(K::BadHeaderLine));
+    }
     let mut headers = Headers::new();
     let mut pos = from;
     while pos < to {
@@ -579,6 +579,23 @@ fn tokenize_headers(buf: &Bytes, from: usize, to: usize) -> Result<Headers, Pars
         pos = end + 2;
     }
     Ok(headers)
+}
+
+/// Whether a header section holds a CR or LF that is not part of a CRLF pair. No header
+/// grammar allows one, and a peer that ends lines at a bare LF would see a header kald does
+/// not (header smuggling through a B2BUA). A CR as the last byte of an unterminated section
+/// may be half of a CRLF still to come, so it is allowed there.
+fn has_bare_cr_or_lf(section: &[u8], unterminated: bool) -> bool {
+    memchr::memchr2_iter(b'\r', b'\n', section).any(|i| {
+        if section[i] == b'\r' {
+            match section.get(i + 1) {
+                Some(&next) => next != b'\n',
+                None => !unterminated,
+            }
+        } else {
+            i == 0 || section[i - 1] != b'\r'
+        }
+    })
 }
 
 /// Replace each CRLF and the white space around it with one SP, and trim.

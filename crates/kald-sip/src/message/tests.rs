@@ -127,3 +127,28 @@ fn request_line_is_strict() {
         ParseErrorKind::UnsupportedVersion
     );
 }
+
+#[test]
+fn bare_cr_or_lf_in_the_header_section_is_rejected() {
+    let kind = |s: &str| parse(s).unwrap_err().kind;
+    // A bare LF would hide a header from kald that an LF-tolerant next hop sees.
+    assert_eq!(
+        kind("OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\nCall-ID: x\r\nl: 0\r\n\r\n"),
+        ParseErrorKind::BadHeaderLine
+    );
+    assert_eq!(
+        kind("OPTIONS sip:a@b SIP/2.0\r\nSubject: a\rb\r\nl: 0\r\n\r\n"),
+        ParseErrorKind::BadHeaderLine
+    );
+    assert_eq!(
+        kind("OPTIONS sip:a@b SIP/2.0\r\n\nl: 0\r\n\r\n"),
+        ParseErrorKind::BadHeaderLine
+    );
+    // Half a CRLF at the end of a stream prefix is still just "not complete yet".
+    let prefix = Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r");
+    let e = Message::parse_with(prefix, Framing::Stream, Limits::default()).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::UnterminatedHeaders);
+    // Bare CR and LF in the body are the body's business (RFC 4475 mpart01).
+    let m = parse("OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\na\rb\n").unwrap();
+    assert_eq!(&m.body[..], b"a\rb\n");
+}

@@ -121,9 +121,7 @@ impl<'a> Via<'a> {
             return Err(ValueError::Malformed);
         }
         let rest = trim_ws(rest);
-        let t_end = rest
-            .find(|c: char| c == ' ' || c == '\t')
-            .ok_or(ValueError::Malformed)?;
+        let t_end = rest.find([' ', '\t']).ok_or(ValueError::Malformed)?;
         let transport = &rest[..t_end];
         if !is_token(transport) {
             return Err(ValueError::Malformed);
@@ -239,9 +237,7 @@ impl CSeq {
     /// Parse a CSeq value.
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let s = trim_ws(s);
-        let split = s
-            .find(|c: char| c == ' ' || c == '\t')
-            .ok_or(ValueError::Malformed)?;
+        let split = s.find([' ', '\t']).ok_or(ValueError::Malformed)?;
         let seq = match parse_decimal(&s[..split], (1 << 31) - 1) {
             Ok(v) => v as u32,
             Err(true) => return Err(ValueError::OutOfRange),

@@ -1,0 +1,224 @@
+//! The SIP driver: UDP and TCP sockets, timers and shutdown around the sans-IO
+//! [`Endpoint`]. It makes no protocol decision; it moves bytes and time in and out.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use kald_sip::endpoint::{ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, Transport};
+use kald_sip::framing::{Frame, StreamFramer};
+
+use crate::calls::Calls;
+use crate::config::Config;
+
+/// What a TCP connection task reports to the SIP loop.
+enum TcpEvent {
+    Opened(ConnectionId, mpsc::Sender<Bytes>),
+    Message(Flow, Bytes),
+    Closed(ConnectionId),
+}
+
+/// Bound sockets, so a port in use is reported before anything else starts.
+pub(crate) struct Sockets {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+impl Sockets {
+    /// Bind UDP and TCP on the SIP address.
+    pub(crate) async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for SIP on UDP {addr}"))?;
+        let tcp = TcpListener::bind(udp.local_addr()?)
+            .await
+            .with_context(|| format!("cannot listen for SIP on TCP {addr}"))?;
+        Ok(Self { udp, tcp })
+    }
+
+    /// The address actually bound (port 0 picks one).
+    pub(crate) fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.udp.local_addr()?)
+    }
+}
+
+/// Run the SIP endpoint until `shutdown` is cancelled.
+pub(crate) async fn run(
+    config: Config,
+    sockets: Sockets,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Sockets { udp, tcp } = sockets;
+    let bound = udp.local_addr()?;
+    let seed = rand::TryRngCore::try_next_u64(&mut rand::rngs::OsRng)
+        .context("no OS randomness for SIP tags")?;
+    let mut endpoint = Endpoint::new(EndpointConfig {
+        trunks: config.trunks.clone(),
+        public_ip: config.public_ip,
+        rng_seed: seed,
+        ..EndpointConfig::default()
+    });
+    let mut calls = Calls::new();
+    let (events_tx, mut events) = mpsc::channel::<TcpEvent>(1024);
+    let mut writers: HashMap<ConnectionId, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut locals = LocalAddrs::new(bound);
+    let mut next_conn = 1u64;
+    let mut buf = vec![0u8; 65_535];
+    let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let sleep = tokio::time::sleep_until(far());
+    tokio::pin!(sleep);
+    let mut deadline: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = udp.recv_from(&mut buf) => {
+                match r {
+                    Ok((n, remote)) => {
+                        let flow = Flow { transport: Transport::Udp, remote, local: locals.for_peer(remote), connection: None };
+                        let data = Bytes::copy_from_slice(&buf[..n]);
+                        endpoint.handle_input(Instant::now(), Input::Receive { flow, data });
+                    }
+                    // ICMP port unreachable shows up here on some systems; it is not fatal.
+                    Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+                }
+            }
+            r = tcp.accept() => {
+                if let Ok((stream, remote)) = r {
+                    let id = ConnectionId(next_conn);
+                    next_conn += 1;
+                    let local = stream.local_addr().unwrap_or(bound);
+                    tokio::spawn(connection(stream, Flow { transport: Transport::Tcp, remote, local, connection: Some(id) }, events_tx.clone(), shutdown.clone()));
+                }
+            }
+            Some(ev) = events.recv() => match ev {
+                TcpEvent::Opened(id, w) => { writers.insert(id, w); }
+                TcpEvent::Message(flow, data) => endpoint.handle_input(Instant::now(), Input::Receive { flow, data }),
+                TcpEvent::Closed(id) => {
+                    writers.remove(&id);
+                    endpoint.handle_input(Instant::now(), Input::ConnectionClosed(id));
+                }
+            },
+            () = &mut sleep => endpoint.handle_timeout(Instant::now()),
+        }
+        // Drain every output; the call handling may act, which makes more output.
+        while let Some(out) = endpoint.poll_output() {
+            match out {
+                Output::Transmit(t) => match t.flow.connection {
+                    None => {
+                        if let Err(e) = udp.send_to(&t.data, t.flow.remote).await {
+                            tracing::debug!(error = %e, "UDP send failed");
+                        }
+                    }
+                    Some(id) => {
+                        if let Some(w) = writers.get(&id) {
+                            let _ = w.try_send(t.data);
+                        }
+                    }
+                },
+                Output::Event(e) => calls.handle(Instant::now(), &mut endpoint, e),
+            }
+        }
+        let next = endpoint.poll_timeout();
+        if next != deadline {
+            deadline = next;
+            let at = next.map_or_else(far, tokio::time::Instant::from_std);
+            sleep.as_mut().reset(at);
+        }
+    }
+    tracing::info!(calls = endpoint.call_count(), "SIP endpoint stopped");
+    Ok(())
+}
+
+/// One TCP connection: frames its stream, answers keep-alives, writes what the loop sends.
+async fn connection(
+    stream: TcpStream,
+    flow: Flow,
+    events: mpsc::Sender<TcpEvent>,
+    shutdown: CancellationToken,
+) {
+    let Some(id) = flow.connection else { return };
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    if events.send(TcpEvent::Opened(id, tx.clone())).await.is_err() {
+        return;
+    }
+    let write_task = tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            if writer.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+        };
+        framer.push(&buf[..n]);
+        while let Some(frame) = framer.next_frame() {
+            match frame {
+                Ok(Frame::Message(data)) => {
+                    if events.send(TcpEvent::Message(flow, data)).await.is_err() {
+                        break 'read;
+                    }
+                }
+                // RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+                Ok(Frame::Ping) => {
+                    let _ = tx.try_send(Bytes::from_static(b"\r\n"));
+                }
+                Ok(Frame::Pong) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "closing TCP connection after a framing error");
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(tx);
+    write_task.abort();
+    let _ = events.send(TcpEvent::Closed(id)).await;
+}
+
+/// The local address to put in Via/Contact for a peer when bound to a wildcard address,
+/// found once per peer address with an unconnected-UDP route lookup (no packet is sent).
+struct LocalAddrs {
+    bound: SocketAddr,
+    cache: HashMap<IpAddr, SocketAddr>,
+}
+
+impl LocalAddrs {
+    fn new(bound: SocketAddr) -> Self {
+        Self {
+            bound,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn for_peer(&mut self, peer: SocketAddr) -> SocketAddr {
+        if !self.bound.ip().is_unspecified() {
+            return self.bound;
+        }
+        let port = self.bound.port();
+        *self.cache.entry(peer.ip()).or_insert_with(|| {
+            let any: SocketAddr = if peer.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            std::net::UdpSocket::bind(any)
+                .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()))
+                .map(|a| SocketAddr::new(a.ip(), port))
+                .unwrap_or(SocketAddr::new(peer.ip(), port))
+        })
+    }
+}
