@@ -6,6 +6,8 @@
 //!   fail the typed check the endpoint runs before answering (400/505/416/501/drop); the
 //!   table [`INVALID`] names that check per file.
 //! * SEMANTIC files parse (except `mcl01`, a framing error) and fail their semantic check.
+//!   `keys.tsv` gives `multi01` its first Call-ID/CSeq/From/To, and `mcl01` no body length
+//!   (`-`): with two Content-Length values it has none.
 //! * No prefix of any file makes the parser panic, and every message that parses survives
 //!   print → reparse with the same key fields and body.
 #![allow(clippy::unwrap_used)]

@@ -14,8 +14,9 @@
 //!    the same bytes;
 //! 3. with stream framing, the bytes the parser says it used parse alone to the same message.
 //!
-//! Budget: `KALD_FUZZ_ITERS` (default 200 000) mutation-loop iterations, a tenth of that
-//! (at least 20 000) per bolero target. `KALD_FUZZ_SEED` changes the loop's seed.
+//! Budget: `KALD_FUZZ_ITERS` inputs in all (default 200 000): a tenth (at least 20 000) for
+//! each bolero target, the rest for the mutation loop. `KALD_FUZZ_SEED` changes the loop's
+//! seed; `BOLERO_RANDOM_SEED` bolero's.
 //! A failing input is written to the regressions folder before the test fails.
 #![allow(clippy::unwrap_used)]
 
@@ -319,8 +320,16 @@ fn check_or_save(input: &[u8]) {
 // Targets
 // ---------------------------------------------------------------------------------------
 
+/// Each bolero target gets a tenth of the budget (at least 20 000 inputs).
 fn bolero_iterations() -> usize {
     (iterations() / 10).max(20_000)
+}
+
+/// The mutation loop gets the rest.
+fn loop_iterations() -> usize {
+    iterations()
+        .saturating_sub(2 * bolero_iterations())
+        .max(10_000)
 }
 
 #[test]
@@ -481,7 +490,7 @@ fn corpus_mutation_loop() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let base = seeds();
     let mut pool: Vec<Vec<u8>> = base.clone();
-    let n = iterations();
+    let n = loop_iterations();
     let mut parsed = 0usize;
     let mut failures = Vec::new();
     for _ in 0..n {

@@ -4,6 +4,7 @@
 //! sans-IO endpoint and its outputs inspected; nothing touches a socket. Each message is
 //! expected to give exactly the handling `index.tsv` names for a UAS (kald is never a proxy):
 //! a response code, a call handed to the call handling, or a silent drop.
+#![allow(clippy::disallowed_methods)] // one real instant as the simulated clock's origin
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;

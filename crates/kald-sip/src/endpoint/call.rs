@@ -140,11 +140,16 @@ pub(crate) struct Call {
     pub(crate) invite_client: Option<ClientKey>,
     pub(crate) offer_client: Option<ClientKey>,
     pub(crate) pending_offer: Option<(ServerKey, Message)>,
+    /// When an unanswered offer from the peer gets 500 (the TU should answer at once).
+    pub(crate) offer_deadline: Option<Instant>,
     pending_ok: Option<PendingOk>,
     pub(crate) last_ack: Option<Bytes>,
     local_sdp: Option<Bytes>,
     session: Option<SessionTimer>,
     retry_offer: Option<(Instant, Bytes)>,
+    /// UAS: when an unanswered INVITE gets 480. UAC: when ringing is cancelled, or when a
+    /// CANCEL that got no final response for the INVITE gives up (RFC 3261 §9.1).
+    early_deadline: Option<Instant>,
     pub(crate) bye_after_ack: bool,
     cancel_pending: bool,
     credentials: Option<(String, String)>,
@@ -156,6 +161,7 @@ pub(crate) struct Call {
 impl Call {
     /// A call for an incoming INVITE; `None` if the INVITE lacks what a dialog needs.
     pub(crate) fn incoming(
+        now: Instant,
         id: CallId,
         invite: &Message,
         flow: Flow,
@@ -163,7 +169,6 @@ impl Call {
         key: ServerKey,
         config: &EndpointConfig,
     ) -> Option<Self> {
-        let _ = config;
         let from = invite.header_str(&HeaderName::From)?.to_owned();
         let to = invite.header_str(&HeaderName::To)?;
         let remote_tag = invite.from().ok()?.tag().map(str::to_owned);
@@ -195,11 +200,13 @@ impl Call {
             invite_client: None,
             offer_client: None,
             pending_offer: None,
+            offer_deadline: None,
             pending_ok: None,
             last_ack: None,
             local_sdp: None,
             session: None,
             retry_offer: None,
+            early_deadline: Some(now + config.max_unanswered),
             bye_after_ack: false,
             cancel_pending: false,
             credentials: None,
@@ -222,7 +229,15 @@ impl Call {
         let ok = self.pending_ok.as_ref().map(|p| p.next.min(p.give_up));
         let session = self.session.map(|s| s.due);
         let retry = self.retry_offer.as_ref().map(|r| r.0);
-        [ok, session, retry].into_iter().flatten().min()
+        let early = match self.state {
+            CallState::Calling | CallState::Early | CallState::Cancelling => self.early_deadline,
+            CallState::Answered | CallState::Confirmed => None,
+        };
+        let offer = self.pending_offer.as_ref().and(self.offer_deadline);
+        [ok, session, retry, early, offer]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether kald has a re-INVITE or UPDATE of its own in flight (glare → 491).
@@ -462,7 +477,13 @@ impl Endpoint {
                 self.end_call(id, EndReason::LocalHangup);
             }
             (Role::Uac, CallState::Calling) => call.cancel_pending = true,
-            (Role::Uac, CallState::Early) => self.send_cancel(now, id),
+            (Role::Uac, CallState::Early) => {
+                self.send_cancel(now, id);
+                let give_up = now + self.config.timers.t1 * 64;
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.early_deadline = Some(give_up);
+                }
+            }
             _ => {}
         }
     }
@@ -575,11 +596,13 @@ impl Endpoint {
             invite_client: None,
             offer_client: None,
             pending_offer: None,
+            offer_deadline: None,
             pending_ok: None,
             last_ack: None,
             local_sdp: Some(dial.sdp.clone()),
             session: None,
             retry_offer: None,
+            early_deadline: Some(now + self.config.max_ringing),
             bye_after_ack: false,
             cancel_pending: false,
             credentials: dial.credentials.clone(),
@@ -748,6 +771,7 @@ impl Endpoint {
             }
             if call.cancel_pending {
                 call.cancel_pending = false;
+                call.early_deadline = Some(now + self.config.timers.t1 * 64);
                 self.send_cancel(now, id);
                 return;
             }
@@ -984,6 +1008,53 @@ impl Endpoint {
     /// A call's own timer fired: 2xx retransmission, session refresh or expiry, 491 retry.
     pub(crate) fn call_timeout(&mut self, now: Instant, id: CallId) {
         let t2 = self.config.timers.t2;
+        let t1 = self.config.timers.t1;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.early_deadline.is_some_and(|d| now >= d) {
+            match (call.role, call.state) {
+                (Role::Uas, CallState::Early) => {
+                    call.early_deadline = None;
+                    self.respond_invite(now, id, 480, None, Vec::new());
+                    self.end_call(id, EndReason::Timeout);
+                    return;
+                }
+                (Role::Uac, CallState::Calling) => {
+                    call.cancel_pending = true;
+                    call.early_deadline = Some(now + t1 * 64);
+                }
+                (Role::Uac, CallState::Early) => {
+                    self.send_cancel(now, id);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.early_deadline = Some(now + t1 * 64);
+                    }
+                    return;
+                }
+                (Role::Uac, CallState::Cancelling) => {
+                    // RFC 3261 §9.1: no final response 64·T1 after the CANCEL: give up.
+                    if let Some(key) = call.invite_client.take() {
+                        self.client.remove(&key);
+                    }
+                    self.end_call(id, EndReason::Cancelled);
+                    return;
+                }
+                _ => call.early_deadline = None,
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.pending_offer.is_some() && call.offer_deadline.is_some_and(|d| now >= d) {
+            call.offer_deadline = None;
+            if let Some((key, req)) = call.pending_offer.take() {
+                let resp = Builder::response_to(&req.headers, 500, None)
+                    .header(HeaderName::RetryAfter, "1")
+                    .build();
+                let bytes = resp.to_bytes();
+                self.send_through(now, &key, &resp, bytes);
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use crate::transaction::State as TransactionState;
 pub use call::{CallState, Dial, EndReason, Role};
 pub use policy::{NumberRoute, Trunk};
 
@@ -222,6 +223,12 @@ pub struct EndpointConfig {
     pub rng_seed: u64,
     /// The address to put in Contact and SDP instead of the local socket's, if set.
     pub public_ip: Option<std::net::IpAddr>,
+    /// An incoming INVITE the TU has not answered by then gets 480 (a safety net: the IVR
+    /// answers at once).
+    pub max_unanswered: std::time::Duration,
+    /// An outgoing INVITE still ringing after this is cancelled (the ACD uses shorter ring
+    /// timeouts of its own).
+    pub max_ringing: std::time::Duration,
 }
 
 impl Default for EndpointConfig {
@@ -234,6 +241,8 @@ impl Default for EndpointConfig {
             min_se: 90,
             rng_seed: 0,
             public_ip: None,
+            max_unanswered: std::time::Duration::from_secs(300),
+            max_ringing: std::time::Duration::from_secs(180),
         }
     }
 }
@@ -347,6 +356,19 @@ impl Endpoint {
     /// Number of live transactions (server + client).
     pub fn transaction_count(&self) -> usize {
         self.server.len() + self.client.len()
+    }
+
+    /// The kind and state of every live transaction, for diagnostics and tests.
+    pub fn transaction_states(&self) -> Vec<(&'static str, State)> {
+        let s = self.server.values().map(|e| match &e.tx {
+            ServerTx::Invite(t) => ("server INVITE", t.state()),
+            ServerTx::NonInvite(t) => ("server non-INVITE", t.state()),
+        });
+        let c = self.client.values().map(|e| match &e.tx {
+            ClientTx::Invite(t) => ("client INVITE", t.state()),
+            ClientTx::NonInvite(t) => ("client non-INVITE", t.state()),
+        });
+        s.chain(c).collect()
     }
 
     /// Feed something that happened.
@@ -667,7 +689,7 @@ impl Endpoint {
             return;
         };
         let id = self.new_call_id();
-        let call = Call::incoming(id, &msg, flow, tag.clone(), key.clone(), &self.config);
+        let call = Call::incoming(now, id, &msg, flow, tag.clone(), key.clone(), &self.config);
         let Some(call) = call else {
             self.stats.malformed_answered += 1;
             let b = refuse(400);
@@ -853,8 +875,10 @@ impl Endpoint {
                     },
                 );
                 self.drain_server(&key);
+                let deadline = now + self.config.timers.t1 * 64;
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.pending_offer = Some((key, msg));
+                    call.offer_deadline = Some(deadline);
                 }
                 self.outputs
                     .push_back(Output::Event(Event::Offer { call: id, sdp }));
@@ -1127,6 +1151,18 @@ impl Endpoint {
     }
 
     fn end_call(&mut self, id: CallId, reason: EndReason) {
+        // Transactions of the call that wait for the TU's final answer would wait forever.
+        self.server.retain(|_, e| {
+            let waiting = match &e.tx {
+                ServerTx::Invite(t) => matches!(t.state(), State::Proceeding),
+                ServerTx::NonInvite(t) => matches!(t.state(), State::Trying | State::Proceeding),
+            };
+            !(e.call == Some(id) && waiting)
+        });
+        self.client.retain(|_, e| {
+            let ringing = matches!(&e.tx, ClientTx::Invite(t) if t.state() == State::Proceeding);
+            !(e.call == Some(id) && ringing)
+        });
         if let Some(call) = self.calls.remove(&id) {
             if let Some(k) = call.dialog_key() {
                 self.dialogs.remove(&k);

@@ -1,5 +1,6 @@
 //! Endpoint tests on a simulated clock: the peer is a script of raw messages (as sipp sends
 //! them), and every assertion looks at what the endpoint sent or told the TU, and when.
+#![allow(clippy::disallowed_methods)] // one real instant as the simulated clock's origin
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -80,10 +81,19 @@ impl Harness {
     /// Move the clock to `start + at`, firing every timer on the way in order.
     pub(super) fn run_until(&mut self, at: Duration) {
         let target = self.start + at;
+        let mut steps = 0;
         while let Some(t) = self.ep.poll_timeout() {
             if t > target {
                 break;
             }
+            // Like quinn's drive_bounded: a timer that never moves past `now` is a livelock.
+            steps += 1;
+            assert!(
+                steps < 100_000,
+                "livelock at {:?}: {:?}",
+                t - self.start,
+                self.ep.transaction_states()
+            );
             self.now = self.now.max(t);
             self.ep.handle_timeout(self.now);
             self.drain();
@@ -967,4 +977,30 @@ fn an_unanswered_dial_times_out_at_64_t1() {
             }
         )]
     );
+}
+
+#[test]
+fn an_invite_the_tu_never_answers_gets_480_after_max_unanswered() {
+    let mut h = Harness::new();
+    h.recv(&invite("c30", "", ""));
+    let (call, _) = incoming(&mut h);
+    h.run_until(Duration::from_secs(301));
+    let final_ = h
+        .sent
+        .iter()
+        .find(|(_, _, m)| m.status().is_some_and(|s| s >= 300))
+        .expect("a final response");
+    assert_eq!(
+        (final_.0, final_.2.status()),
+        (Duration::from_secs(300), Some(480))
+    );
+    assert_eq!(
+        h.take_events(),
+        vec![Event::Ended {
+            call,
+            reason: EndReason::Timeout
+        }]
+    );
+    h.run_until(Duration::from_secs(400));
+    assert_eq!(h.ep.transaction_count(), 0);
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 macro_rules! header_names {
-    ($( $(#[$doc:meta])* $variant:ident => $full:literal $(, $compact:literal)? ;)*) => {
+    ($( $(#[$doc:meta])* $variant:ident => $full:literal, $lower:literal $(, $compact:literal)? ;)*) => {
         /// A header's name: the headers kald reads by type, or any other name kept as bytes.
         ///
         /// Compact forms (`v`, `f`, `t`, `i`, `m`, `l`, `c`, `k`, `s`, `e`, `o`, `r`, `b`, `x`,
@@ -23,7 +23,17 @@ macro_rules! header_names {
                     let c = name[0].to_ascii_lowercase();
                     $( $( if c == $compact { return Self::$variant; } )? )*
                 }
-                $( if name.eq_ignore_ascii_case($full.as_bytes()) { return Self::$variant; } )*
+                // Lower-case into a stack buffer and let the compiler build the match tree.
+                let mut buf = [0u8; MAX_KNOWN_NAME];
+                if let Some(lower) = buf.get_mut(..name.len()) {
+                    for (d, s) in lower.iter_mut().zip(name) {
+                        *d = s.to_ascii_lowercase();
+                    }
+                    match &*lower {
+                        $( $lower => return Self::$variant, )*
+                        _ => {}
+                    }
+                }
                 Self::Other(Bytes::copy_from_slice(name))
             }
 
@@ -40,90 +50,97 @@ macro_rules! header_names {
                 !matches!(self, Self::Other(_))
             }
         }
+
+        /// Every known name: (variant, canonical form, lower-case form).
+        #[cfg(test)]
+        const KNOWN: &[(HeaderName, &str, &[u8])] = &[ $( (HeaderName::$variant, $full, $lower), )* ];
     };
 }
 
+/// The longest known header name (`Proxy-Authorization`) fits in this many bytes.
+const MAX_KNOWN_NAME: usize = 24;
+
 header_names! {
     /// `Accept`.
-    Accept => "Accept";
+    Accept => "Accept", b"accept";
     /// `Allow`.
-    Allow => "Allow";
+    Allow => "Allow", b"allow";
     /// `Authorization`.
-    Authorization => "Authorization";
+    Authorization => "Authorization", b"authorization";
     /// `Call-ID` (`i`).
-    CallId => "Call-ID", b'i';
+    CallId => "Call-ID", b"call-id", b'i';
     /// `Contact` (`m`).
-    Contact => "Contact", b'm';
+    Contact => "Contact", b"contact", b'm';
     /// `Content-Encoding` (`e`).
-    ContentEncoding => "Content-Encoding", b'e';
+    ContentEncoding => "Content-Encoding", b"content-encoding", b'e';
     /// `Content-Length` (`l`).
-    ContentLength => "Content-Length", b'l';
+    ContentLength => "Content-Length", b"content-length", b'l';
     /// `Content-Type` (`c`).
-    ContentType => "Content-Type", b'c';
+    ContentType => "Content-Type", b"content-type", b'c';
     /// `CSeq`.
-    CSeq => "CSeq";
+    CSeq => "CSeq", b"cseq";
     /// `Date`.
-    Date => "Date";
+    Date => "Date", b"date";
     /// `Event` (`o`).
-    Event => "Event", b'o';
+    Event => "Event", b"event", b'o';
     /// `Expires`.
-    Expires => "Expires";
+    Expires => "Expires", b"expires";
     /// `From` (`f`).
-    From => "From", b'f';
+    From => "From", b"from", b'f';
     /// `Max-Forwards`.
-    MaxForwards => "Max-Forwards";
+    MaxForwards => "Max-Forwards", b"max-forwards";
     /// `Min-Expires`.
-    MinExpires => "Min-Expires";
+    MinExpires => "Min-Expires", b"min-expires";
     /// `Min-SE`.
-    MinSe => "Min-SE";
+    MinSe => "Min-SE", b"min-se";
     /// `Proxy-Authenticate`.
-    ProxyAuthenticate => "Proxy-Authenticate";
+    ProxyAuthenticate => "Proxy-Authenticate", b"proxy-authenticate";
     /// `Proxy-Authorization`.
-    ProxyAuthorization => "Proxy-Authorization";
+    ProxyAuthorization => "Proxy-Authorization", b"proxy-authorization";
     /// `Proxy-Require`.
-    ProxyRequire => "Proxy-Require";
+    ProxyRequire => "Proxy-Require", b"proxy-require";
     /// `RAck`.
-    RAck => "RAck";
+    RAck => "RAck", b"rack";
     /// `Reason`.
-    Reason => "Reason";
+    Reason => "Reason", b"reason";
     /// `Record-Route`.
-    RecordRoute => "Record-Route";
+    RecordRoute => "Record-Route", b"record-route";
     /// `Refer-To` (`r`).
-    ReferTo => "Refer-To", b'r';
+    ReferTo => "Refer-To", b"refer-to", b'r';
     /// `Referred-By` (`b`).
-    ReferredBy => "Referred-By", b'b';
+    ReferredBy => "Referred-By", b"referred-by", b'b';
     /// `Replaces`.
-    Replaces => "Replaces";
+    Replaces => "Replaces", b"replaces";
     /// `Require`.
-    Require => "Require";
+    Require => "Require", b"require";
     /// `Retry-After`.
-    RetryAfter => "Retry-After";
+    RetryAfter => "Retry-After", b"retry-after";
     /// `Route`.
-    Route => "Route";
+    Route => "Route", b"route";
     /// `RSeq`.
-    RSeq => "RSeq";
+    RSeq => "RSeq", b"rseq";
     /// `Server`.
-    Server => "Server";
+    Server => "Server", b"server";
     /// `Session-Expires` (`x`).
-    SessionExpires => "Session-Expires", b'x';
+    SessionExpires => "Session-Expires", b"session-expires", b'x';
     /// `Subject` (`s`).
-    Subject => "Subject", b's';
+    Subject => "Subject", b"subject", b's';
     /// `Subscription-State`.
-    SubscriptionState => "Subscription-State";
+    SubscriptionState => "Subscription-State", b"subscription-state";
     /// `Supported` (`k`).
-    Supported => "Supported", b'k';
+    Supported => "Supported", b"supported", b'k';
     /// `To` (`t`).
-    To => "To", b't';
+    To => "To", b"to", b't';
     /// `Unsupported`.
-    Unsupported => "Unsupported";
+    Unsupported => "Unsupported", b"unsupported";
     /// `User-Agent`.
-    UserAgent => "User-Agent";
+    UserAgent => "User-Agent", b"user-agent";
     /// `Via` (`v`).
-    Via => "Via", b'v';
+    Via => "Via", b"via", b'v';
     /// `Warning`.
-    Warning => "Warning";
+    Warning => "Warning", b"warning";
     /// `WWW-Authenticate`.
-    WwwAuthenticate => "WWW-Authenticate";
+    WwwAuthenticate => "WWW-Authenticate", b"www-authenticate";
 }
 
 impl HeaderName {
@@ -279,5 +296,24 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"x"), HeaderName::SessionExpires);
         assert!(matches!(HeaderName::from_bytes(b"q"), HeaderName::Other(_)));
         assert_eq!(HeaderName::from_bytes(b"X-Foo").as_str(), "X-Foo");
+        assert!(matches!(
+            HeaderName::from_bytes(b"Proxy-Authorization-And-Then-Some"),
+            HeaderName::Other(_)
+        ));
+    }
+
+    #[test]
+    fn every_known_name_is_recognised_in_any_case() {
+        for (variant, full, lower) in KNOWN {
+            assert_eq!(full.to_ascii_lowercase().as_bytes(), *lower, "{full}");
+            assert!(full.len() <= MAX_KNOWN_NAME, "{full}");
+            assert_eq!(&HeaderName::from_bytes(full.as_bytes()), variant);
+            assert_eq!(&HeaderName::from_bytes(lower), variant);
+            assert_eq!(
+                &HeaderName::from_bytes(full.to_ascii_uppercase().as_bytes()),
+                variant
+            );
+            assert_eq!(variant.as_str(), *full);
+        }
     }
 }

@@ -184,13 +184,12 @@ impl Message {
         if start >= buf.len() {
             return Err(ParseError::new(K::Empty));
         }
-        let head_end = memchr::memmem::find(&buf[start..], b"\r\n\r\n").map(|i| start + i);
+        let head_end = scan::find_blank_line(&buf[start..]).map(|i| start + i);
         let head_stop = head_end.map_or(buf.len(), |e| e + 2);
         if head_stop - start > limits.max_headers {
             return Err(ParseError::new(K::TooLarge));
         }
-        let line_end =
-            memchr::memmem::find(&buf[start..head_stop], b"\r\n").map_or(head_stop, |i| start + i);
+        let line_end = scan::find_crlf(&buf[start..head_stop]).map_or(head_stop, |i| start + i);
         let line = &buf[start..line_end];
         let start_line = parse_start_line(&buf, start, line_end);
         let is_request = !line.starts_with(b"SIP/");
@@ -285,23 +284,11 @@ impl Message {
 
     /// Every value of a (list) header, split at top-level commas; empty elements are errors.
     pub fn values(&self, name: HeaderName) -> impl Iterator<Item = Result<&str, ParseError>> + '_ {
-        self.headers
-            .iter()
-            .filter(move |h| h.name == name)
-            .flat_map(|h| {
-                let parts: Box<dyn Iterator<Item = Result<&str, ParseError>>> = match h.value_str()
-                {
-                    None => Box::new(std::iter::once(Err(ParseError::in_header(
-                        K::Malformed,
-                        h.name.clone(),
-                    )))),
-                    Some(v) => Box::new(scan::split_top(v, b',').map(move |p| match p {
-                        Ok(p) if !p.is_empty() => Ok(p),
-                        _ => Err(ParseError::in_header(K::Malformed, h.name.clone())),
-                    })),
-                };
-                parts
-            })
+        Values {
+            headers: self.headers.iter(),
+            name,
+            parts: None,
+        }
     }
 
     /// The top Via.
@@ -439,6 +426,46 @@ impl Message {
     }
 }
 
+/// The iterator behind [`Message::values`]; it allocates nothing.
+struct Values<'a> {
+    headers: std::slice::Iter<'a, Header>,
+    name: HeaderName,
+    /// The parts of the header line being split.
+    parts: Option<scan::Split<'a>>,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = Result<&'a str, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(parts) = &mut self.parts {
+                match parts.next() {
+                    Some(Ok(p)) if !p.is_empty() => return Some(Ok(p)),
+                    Some(_) => {
+                        return Some(Err(ParseError::in_header(K::Malformed, self.name.clone())))
+                    }
+                    None => self.parts = None,
+                }
+            }
+            let name = &self.name;
+            let h = self.headers.find(|h| &h.name == name)?;
+            match h.value_str() {
+                // Most lines hold one value: with no comma and no quote there is nothing to split.
+                Some(v) if memchr::memchr2(b',', b'"', v.as_bytes()).is_none() => {
+                    let v = scan::trim_ws(v);
+                    if v.is_empty() {
+                        return Some(Err(ParseError::in_header(K::Malformed, self.name.clone())));
+                    }
+                    return Some(Ok(v));
+                }
+                Some(v) => self.parts = Some(scan::split_top(v, b',')),
+                None => return Some(Err(ParseError::in_header(K::Malformed, self.name.clone()))),
+            }
+        }
+    }
+}
+
 /// The Content-Length, if there is exactly one; more than one is an error (RFC 4475 §3.3.9).
 fn content_length(headers: &Headers, limits: Limits) -> Result<Option<usize>, K> {
     let mut lengths = headers.all(&HeaderName::ContentLength);
@@ -533,35 +560,34 @@ fn parse_start_line(buf: &Bytes, start: usize, end: usize) -> Result<StartLine, 
 
 /// Split the header section `[from, to)` into headers, unfolding continuation lines.
 fn tokenize_headers(buf: &Bytes, from: usize, to: usize) -> Result<Headers, ParseError> {
-    if has_bare_cr_or_lf(&buf[from..to], to == buf.len()) {
-        return Err(ParseError::new(K::BadHeaderLine));
-    }
+    let unterminated = to == buf.len();
+    let bad = || ParseError::new(K::BadHeaderLine);
     let mut headers = Headers::new();
     let mut pos = from;
     while pos < to {
-        let mut end = memchr::memmem::find(&buf[pos..to], b"\r\n").map_or(to, |i| pos + i);
+        let mut end = line_end(buf, pos, to, unterminated).ok_or_else(bad)?;
         if end == pos {
             break;
         }
+        // field-name = token, then optional LWS, then ':' (RFC 3261 §7.3.1).
         let line = &buf[pos..end];
-        if scan::is_ws(line[0]) {
-            return Err(ParseError::new(K::BadHeaderLine));
+        let name_len = line
+            .iter()
+            .position(|&b| !scan::is_token_byte(b))
+            .unwrap_or(line.len());
+        let mut colon = name_len;
+        while colon < line.len() && scan::is_ws(line[colon]) {
+            colon += 1;
         }
-        let colon = memchr::memchr(b':', line).ok_or_else(|| ParseError::new(K::BadHeaderLine))?;
-        let mut name_end = colon;
-        while name_end > 0 && scan::is_ws(line[name_end - 1]) {
-            name_end -= 1;
+        if name_len == 0 || line.get(colon) != Some(&b':') {
+            return Err(bad());
         }
-        let name = &line[..name_end];
-        if name.is_empty() || !name.iter().all(|&b| scan::is_token_byte(b)) {
-            return Err(ParseError::new(K::BadHeaderLine));
-        }
-        let name = HeaderName::from_bytes(name);
+        let name = HeaderName::from_bytes(&line[..name_len]);
         // Continuation lines start with SP or HT.
         let mut folded = false;
         while end + 2 < to && scan::is_ws(buf[end + 2]) {
             folded = true;
-            end = memchr::memmem::find(&buf[end + 2..to], b"\r\n").map_or(to, |i| end + 2 + i);
+            end = line_end(buf, end + 2, to, unterminated).ok_or_else(bad)?;
         }
         let value = if folded {
             unfold(&buf[pos + colon + 1..end])
@@ -581,21 +607,22 @@ fn tokenize_headers(buf: &Bytes, from: usize, to: usize) -> Result<Headers, Pars
     Ok(headers)
 }
 
-/// Whether a header section holds a CR or LF that is not part of a CRLF pair. No header
-/// grammar allows one, and a peer that ends lines at a bare LF would see a header kald does
-/// not (header smuggling through a B2BUA). A CR as the last byte of an unterminated section
-/// may be half of a CRLF still to come, so it is allowed there.
-fn has_bare_cr_or_lf(section: &[u8], unterminated: bool) -> bool {
-    memchr::memchr2_iter(b'\r', b'\n', section).any(|i| {
-        if section[i] == b'\r' {
-            match section.get(i + 1) {
-                Some(&next) => next != b'\n',
-                None => !unterminated,
-            }
-        } else {
-            i == 0 || section[i - 1] != b'\r'
-        }
-    })
+/// Where the line starting at `from` ends: the index of its CRLF, or `to` if it has none.
+///
+/// `None` if the line holds a CR or LF that is not part of a CRLF pair. No header grammar
+/// allows one, and a peer that ends lines at a bare LF would see a header kald does not
+/// (header smuggling through a B2BUA). A CR as the last byte of an unterminated section may
+/// be half of a CRLF still to come, so it is allowed there.
+fn line_end(buf: &[u8], from: usize, to: usize, unterminated: bool) -> Option<usize> {
+    let Some(i) = memchr::memchr2(b'\r', b'\n', &buf[from..to]) else {
+        return Some(to);
+    };
+    let i = from + i;
+    match (buf[i], buf[..to].get(i + 1)) {
+        (b'\r', Some(b'\n')) => Some(i),
+        (b'\r', None) if unterminated => Some(i),
+        _ => None,
+    }
 }
 
 /// Replace each CRLF and the white space around it with one SP, and trim.

@@ -152,3 +152,32 @@ fn bare_cr_or_lf_in_the_header_section_is_rejected() {
     let m = parse("OPTIONS sip:a@b SIP/2.0\r\nl: 4\r\n\r\na\rb\n").unwrap();
     assert_eq!(&m.body[..], b"a\rb\n");
 }
+
+#[test]
+fn values_split_lists_and_flag_empty_or_broken_elements() {
+    let m = parse(
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1 , SIP/2.0/UDP b\r\n\
+         Route: <sip:x;a=1,2>\r\nVia: SIP/2.0/UDP c;;,;,,\r\nRoute: \"open, <sip:y>\r\nl: 0\r\n\r\n",
+    )
+    .unwrap();
+    let vias: Vec<_> = m
+        .values(HeaderName::Via)
+        .map(|v| v.map_err(|e| (e.kind, e.header)))
+        .collect();
+    let bad = Err((ParseErrorKind::Malformed, Some(HeaderName::Via)));
+    assert_eq!(
+        vias,
+        vec![
+            Ok("SIP/2.0/UDP a;branch=z9hG4bK1"),
+            Ok("SIP/2.0/UDP b"),
+            Ok("SIP/2.0/UDP c;;"),
+            Ok(";"),
+            bad.clone(),
+            bad
+        ]
+    );
+    assert_eq!(m.via_count(), 6);
+    let routes: Vec<_> = m.values(HeaderName::Route).map(|v| v.is_ok()).collect();
+    assert_eq!(routes, vec![true, false]);
+    assert_eq!(m.values(HeaderName::Contact).count(), 0);
+}

@@ -4,7 +4,8 @@
 use std::fmt;
 
 use super::scan::{
-    end_of_quoted, is_token, is_token_byte, is_ws, parse_decimal, split_top, trim_ws,
+    end_of_quoted, find_byte, find_byte2, is_token, is_token_byte, is_ws, parse_decimal, split_top,
+    trim_ws,
 };
 use super::uri::{parse_hostport, Host, Uri};
 use super::Method;
@@ -90,7 +91,7 @@ impl fmt::Debug for Params<'_> {
 }
 
 fn split_param(part: &str) -> (&str, Option<&str>) {
-    match part.find('=') {
+    match find_byte(part, b'=') {
         Some(i) => (trim_ws(&part[..i]), Some(trim_ws(&part[i + 1..]))),
         None => (trim_ws(part), None),
     }
@@ -112,22 +113,22 @@ pub struct Via<'a> {
 impl<'a> Via<'a> {
     /// Parse one Via value (not a comma-separated list).
     pub fn parse(s: &'a str) -> Result<Self, ValueError> {
-        let mut parts = s.splitn(3, '/');
-        let (Some(name), Some(version), Some(rest)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ValueError::Malformed);
-        };
+        // sent-protocol = name "/" version "/" transport, with LWS allowed around each "/".
+        let slash = find_byte(s, b'/').ok_or(ValueError::Malformed)?;
+        let (name, after) = (&s[..slash], &s[slash + 1..]);
+        let slash = find_byte(after, b'/').ok_or(ValueError::Malformed)?;
+        let (version, rest) = (&after[..slash], &after[slash + 1..]);
         if !trim_ws(name).eq_ignore_ascii_case("SIP") || trim_ws(version) != "2.0" {
             return Err(ValueError::Malformed);
         }
         let rest = trim_ws(rest);
-        let t_end = rest.find([' ', '\t']).ok_or(ValueError::Malformed)?;
+        let t_end = find_byte2(rest, b' ', b'\t').ok_or(ValueError::Malformed)?;
         let transport = &rest[..t_end];
         if !is_token(transport) {
             return Err(ValueError::Malformed);
         }
         let rest = trim_ws(&rest[t_end..]);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_byte(rest, b';') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
@@ -172,7 +173,7 @@ impl<'a> NameAddr<'a> {
         let (display_name, after_name) = if b.first() == Some(&b'"') {
             let end = end_of_quoted(b, 0).ok_or(ValueError::Malformed)?;
             (Some(&s[1..end - 1]), trim_ws(&s[end..]))
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = find_byte(s, b'<') {
             let name = trim_ws(&s[..lt]);
             // An unquoted display name is tokens separated by LWS (RFC 4475 §3.1.2.15).
             if !name
@@ -187,7 +188,7 @@ impl<'a> NameAddr<'a> {
             (None, s)
         };
         if let Some(inner) = after_name.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(ValueError::Malformed)?;
+            let gt = find_byte(inner, b'>').ok_or(ValueError::Malformed)?;
             let uri_text = &inner[..gt];
             // No LWS inside the brackets (RFC 4475 §3.1.2.14).
             let uri = Uri::parse(uri_text).map_err(|_| ValueError::Malformed)?;
@@ -203,9 +204,9 @@ impl<'a> NameAddr<'a> {
             }
             // addr-spec: the URI cannot have parameters or headers of its own (RFC 3261 §20.10),
             // so ',', '?' and ';' end it; a '?' here is an error (RFC 4475 §3.1.2.13).
-            let end = s.find(';').unwrap_or(s.len());
+            let end = find_byte(s, b';').unwrap_or(s.len());
             let uri_text = trim_ws(&s[..end]);
-            if uri_text.contains(['?', ',']) {
+            if find_byte2(uri_text, b'?', b',').is_some() {
                 return Err(ValueError::Malformed);
             }
             let uri = Uri::parse(uri_text).map_err(|_| ValueError::Malformed)?;
@@ -237,7 +238,7 @@ impl CSeq {
     /// Parse a CSeq value.
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let s = trim_ws(s);
-        let split = s.find([' ', '\t']).ok_or(ValueError::Malformed)?;
+        let split = find_byte2(s, b' ', b'\t').ok_or(ValueError::Malformed)?;
         let seq = match parse_decimal(&s[..split], (1 << 31) - 1) {
             Ok(v) => v as u32,
             Err(true) => return Err(ValueError::OutOfRange),

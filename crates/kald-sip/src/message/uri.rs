@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::scan::{is_ws, parse_decimal, trim_ws};
+use super::scan::{find_byte, find_byte2, parse_decimal, trim_ws};
 use super::Params;
 
 /// A URI's scheme.
@@ -73,14 +73,10 @@ pub struct Uri<'a> {
 impl<'a> Uri<'a> {
     /// Parse a URI with no surrounding spaces or angle brackets.
     pub fn parse(raw: &'a str) -> Result<Self, UriError> {
-        if raw.is_empty()
-            || raw
-                .bytes()
-                .any(|b| is_ws(b) || b == b'<' || b == b'>' || b < 0x20)
-        {
+        if raw.is_empty() || raw.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
             return Err(UriError);
         }
-        let colon = raw.find(':').ok_or(UriError)?;
+        let colon = find_byte(raw, b':').ok_or(UriError)?;
         let scheme_text = &raw[..colon];
         let mut chars = scheme_text.bytes();
         let first_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic());
@@ -110,7 +106,7 @@ impl<'a> Uri<'a> {
         match scheme {
             Scheme::Sip | Scheme::Sips => uri.parse_sip(rest)?,
             Scheme::Tel => {
-                let (number, params) = match rest.find(';') {
+                let (number, params) = match find_byte(rest, b';') {
                     Some(i) => (&rest[..i], &rest[i..]),
                     None => (rest, ""),
                 };
@@ -132,10 +128,10 @@ impl<'a> Uri<'a> {
     fn parse_sip(&mut self, rest: &'a str) -> Result<(), UriError> {
         // The userinfo may itself hold ';', '?', ',' and ':' (RFC 4475 §3.1.1.2, §3.1.1.9),
         // so it ends at the first '@'.
-        let hostpart = match rest.find('@') {
+        let hostpart = match find_byte(rest, b'@') {
             Some(at) => {
                 let userinfo = &rest[..at];
-                let (user, password) = match userinfo.find(':') {
+                let (user, password) = match find_byte(userinfo, b':') {
                     Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                     None => (userinfo, None),
                 };
@@ -148,14 +144,14 @@ impl<'a> Uri<'a> {
             }
             None => rest,
         };
-        let (hostport, tail) = match hostpart.find([';', '?']) {
+        let (hostport, tail) = match find_byte2(hostpart, b';', b'?') {
             Some(i) => (&hostpart[..i], &hostpart[i..]),
             None => (hostpart, ""),
         };
         let (host, port) = parse_hostport(hostport)?;
         self.host = Some(host);
         self.port = port;
-        let (params, headers) = match tail.find('?') {
+        let (params, headers) = match find_byte(tail, b'?') {
             Some(q) => (&tail[..q], Some(&tail[q + 1..])),
             None => (tail, None),
         };
@@ -180,7 +176,7 @@ impl fmt::Display for Uri<'_> {
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
     let s = trim_ws(s);
     let (host, port_text) = if let Some(inner) = s.strip_prefix('[') {
-        let close = inner.find(']').ok_or(UriError)?;
+        let close = find_byte(inner, b']').ok_or(UriError)?;
         let text = &inner[..close];
         let host = match text.parse::<Ipv6Addr>() {
             Ok(a) => Host::Ipv6(a),
@@ -194,7 +190,7 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>), UriErro
         };
         (host, port)
     } else {
-        let (h, p) = match s.find(':') {
+        let (h, p) = match find_byte(s, b':') {
             Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         };

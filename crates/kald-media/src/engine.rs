@@ -1,0 +1,559 @@
+//! The media engine: every RTP stream of every call, paced on a 20 ms clock per stream.
+//!
+//! One [`Engine`] serves all calls. It owns no socket and reads no clock: the driver (a
+//! dedicated media thread in `kald`) feeds each received datagram with
+//! [`Engine::handle_datagram`], sends what [`Engine::poll_transmit`] writes into its buffer,
+//! and wakes up at [`Engine::poll_timeout`]. Events (digits, prompt finished, a dead stream)
+//! come out of [`Engine::poll_event`].
+//!
+//! Per stream the engine does what a telephony media server must:
+//! - **Pacing**: one packet every 20 ms from the stream's start, by schedule, not by sleep
+//!   deltas, so minutes of playback do not drift; sequence numbers and timestamps advance by
+//!   one packet and 160 samples; the marker bit starts each talk spurt (RFC 3551 §4.1).
+//! - **Symmetric RTP, safely**: after each offer/answer the first packet's source is
+//!   latched and then only that source is accepted (the "RTP bleed" attack, Asterisk
+//!   AST-2017-008, came from latching without limits).
+//! - **DTMF in**: RFC 4733 events with de-duplication, or in-band tones (Goertzel) when no
+//!   telephone-event was negotiated. SIP INFO digits arrive through the SIP layer.
+//! - **Bridging**: two legs relay each other's audio, transcoding PCMU⇄PCMA when they differ
+//!   and passing RFC 4733 events through; a leg on hold makes the other hear hold music.
+//! - **Inactivity**: no packet for the configured time (not while on hold) ends the stream.
+//!
+//! Nothing here allocates per packet: buffers are the caller's or fixed-size.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::dtmf::{Digit, InbandDetector, Rfc4733Receiver, Rfc4733Sender};
+use crate::g711::Codec;
+use crate::prompt::Prompt;
+use crate::rtp::{write_packet, RtpView};
+
+/// Samples per 20 ms packet at 8 kHz.
+pub const FRAME: usize = 160;
+/// The packet interval.
+pub const PTIME: Duration = Duration::from_millis(20);
+
+/// A stream's handle, valid until [`Engine::remove`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(u32);
+
+impl StreamId {
+    /// The index, for the driver's socket table.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What was agreed in SDP for one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamParams {
+    /// The audio codec.
+    pub codec: Codec,
+    /// The telephone-event payload type, if negotiated.
+    pub telephone_event: Option<u8>,
+    /// Where to send, from SDP (`None` while on hold with `c=0.0.0.0` or port 0).
+    pub remote: Option<SocketAddr>,
+    /// Whether kald sends audio (the peer's direction allows receiving).
+    pub send: bool,
+    /// Whether the peer sends audio (not on hold).
+    pub receive: bool,
+}
+
+/// Settings shared by all streams.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// A stream that receives nothing for this long (while not on hold) is reported dead.
+    pub inactivity: Duration,
+    /// How many packets after an offer/answer may set the latched source.
+    pub latch_packets: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { inactivity: Duration::from_secs(30), latch_packets: 4 }
+    }
+}
+
+/// Something the call handling must know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// A DTMF digit arrived (RFC 4733 or in-band).
+    Digit {
+        /// The stream.
+        stream: StreamId,
+        /// The digit.
+        digit: Digit,
+    },
+    /// A prompt that does not loop has been sent completely.
+    PromptFinished {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// No RTP for [`EngineConfig::inactivity`] while the peer should be sending.
+    Inactive {
+        /// The stream.
+        stream: StreamId,
+    },
+}
+
+/// A packet for the driver to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// From which stream's socket.
+    pub stream: StreamId,
+    /// To where.
+    pub to: SocketAddr,
+    /// Its length in the caller's buffer.
+    pub len: usize,
+}
+
+/// What a stream sends when it is not relaying a bridged peer.
+#[derive(Debug, Clone)]
+enum Source {
+    Silence,
+    Prompt { prompt: Prompt, frame: usize, looped: bool },
+}
+
+/// Counters of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Packets received and accepted.
+    pub received: u64,
+    /// Packets sent.
+    pub sent: u64,
+    /// Packets dropped because they came from another source than the latched one.
+    pub foreign: u64,
+    /// Packets dropped as malformed or of an unknown payload type.
+    pub malformed: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    params: StreamParams,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    /// Start of this stream's schedule and the count of packets sent on it.
+    epoch: Instant,
+    ticks: u64,
+    source: Source,
+    bridge: Option<StreamId>,
+    hold_music: Option<Prompt>,
+    latched: Option<SocketAddr>,
+    latch_left: u32,
+    last_rx: Instant,
+    dtmf_rx: Rfc4733Receiver,
+    inband: Option<InbandDetector>,
+    dtmf_tx: Option<Rfc4733Sender>,
+    /// Peer timestamp → our timestamp offset while relaying, per peer SSRC.
+    relay: Option<(u32, u32)>,
+    inactive_reported: bool,
+    stats: StreamStats,
+    generation: u32,
+}
+
+/// The media engine. See the module documentation for the run loop.
+pub struct Engine {
+    config: EngineConfig,
+    streams: Vec<Option<Stream>>,
+    free: Vec<u32>,
+    /// (due, stream, generation) — stale entries are skipped when popped.
+    schedule: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    events: VecDeque<MediaEvent>,
+    generation: u32,
+}
+
+impl Engine {
+    /// An engine with room for `capacity` streams before it allocates.
+    pub fn new(config: EngineConfig, capacity: usize) -> Self {
+        Self {
+            config,
+            streams: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            schedule: BinaryHeap::with_capacity(capacity * 2),
+            events: VecDeque::with_capacity(capacity.max(16)),
+            generation: 0,
+        }
+    }
+
+    /// Start a stream at `now`. `ssrc`, `seq` and `timestamp` are random starting values
+    /// (RFC 3550 §5.1), chosen by the caller so the engine stays deterministic.
+    pub fn add(&mut self, now: Instant, params: StreamParams, ssrc: u32, seq: u16, timestamp: u32) -> StreamId {
+        self.generation = self.generation.wrapping_add(1);
+        let stream = Stream {
+            params,
+            ssrc,
+            seq,
+            timestamp,
+            marker: true,
+            epoch: now,
+            ticks: 0,
+            source: Source::Silence,
+            bridge: None,
+            hold_music: None,
+            latched: None,
+            latch_left: self.config.latch_packets,
+            last_rx: now,
+            dtmf_rx: Rfc4733Receiver::new(),
+            inband: params.telephone_event.is_none().then(InbandDetector::new),
+            dtmf_tx: None,
+            relay: None,
+            inactive_reported: false,
+            stats: StreamStats::default(),
+            generation: self.generation,
+        };
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.streams[i as usize] = Some(stream);
+                i
+            }
+            None => {
+                self.streams.push(Some(stream));
+                (self.streams.len() - 1) as u32
+            }
+        };
+        self.schedule.push(Reverse((now, id, self.generation)));
+        StreamId(id)
+    }
+
+    /// Stop a stream; its id may be reused.
+    pub fn remove(&mut self, id: StreamId) {
+        if let Some(peer) = self.stream(id).and_then(|s| s.bridge) {
+            self.unbridge_one(peer);
+        }
+        if let Some(slot) = self.streams.get_mut(id.index()) {
+            if slot.take().is_some() {
+                self.free.push(id.0);
+            }
+        }
+    }
+
+    /// Number of live streams.
+    pub fn len(&self) -> usize {
+        self.streams.len() - self.free.len()
+    }
+
+    /// Whether there are no live streams.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A stream's counters.
+    pub fn stats(&self, id: StreamId) -> Option<StreamStats> {
+        self.stream(id).map(|s| s.stats)
+    }
+
+    /// The source kald accepts packets from (after latching), if known.
+    pub fn peer(&self, id: StreamId) -> Option<SocketAddr> {
+        self.stream(id).and_then(|s| s.latched.or(s.params.remote))
+    }
+
+    /// A new offer/answer: new parameters, and the latch opens again for a few packets.
+    pub fn update(&mut self, now: Instant, id: StreamId, params: StreamParams) {
+        let latch = self.config.latch_packets;
+        let Some(s) = self.stream_mut(id) else { return };
+        if s.params.codec != params.codec {
+            s.marker = true;
+        }
+        if s.params.telephone_event.is_none() != params.telephone_event.is_none() {
+            s.inband = params.telephone_event.is_none().then(InbandDetector::new);
+        }
+        s.params = params;
+        s.latched = None;
+        s.latch_left = latch;
+        s.last_rx = now;
+        s.inactive_reported = false;
+        let peer = s.bridge;
+        if let Some(peer) = peer {
+            self.apply_hold_music(peer);
+        }
+    }
+
+    /// Play a prompt from its start; `looped` repeats it (hold music).
+    pub fn play(&mut self, id: StreamId, prompt: Prompt, looped: bool) {
+        if let Some(s) = self.stream_mut(id) {
+            s.source = Source::Prompt { prompt, frame: 0, looped };
+            s.marker = true;
+        }
+    }
+
+    /// Stop playing; the stream sends silence.
+    pub fn stop(&mut self, id: StreamId) {
+        if let Some(s) = self.stream_mut(id) {
+            s.source = Source::Silence;
+        }
+    }
+
+    /// Send a DTMF digit as RFC 4733 events (when negotiated).
+    pub fn send_digit(&mut self, id: StreamId, digit: Digit) {
+        if let Some(s) = self.stream_mut(id) {
+            if s.params.telephone_event.is_some() {
+                s.dtmf_tx = Some(Rfc4733Sender::new(digit, s.timestamp, 160 * 5));
+            }
+        }
+    }
+
+    /// Bridge two streams: each relays what the other receives. `hold_music` is what a leg
+    /// hears while the other holds.
+    pub fn bridge(&mut self, a: StreamId, b: StreamId, hold_music: Option<Prompt>) {
+        if a == b || self.stream(a).is_none() || self.stream(b).is_none() {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(s) = self.stream_mut(x) {
+                s.bridge = Some(y);
+                s.relay = None;
+                s.source = Source::Silence;
+                s.hold_music = hold_music.clone();
+            }
+        }
+        self.apply_hold_music(a);
+        self.apply_hold_music(b);
+    }
+
+    /// Undo a bridge; both streams send silence.
+    pub fn unbridge(&mut self, a: StreamId) {
+        if let Some(b) = self.stream(a).and_then(|s| s.bridge) {
+            self.unbridge_one(b);
+        }
+        self.unbridge_one(a);
+    }
+
+    fn unbridge_one(&mut self, id: StreamId) {
+        if let Some(s) = self.stream_mut(id) {
+            s.bridge = None;
+            s.relay = None;
+            s.source = Source::Silence;
+        }
+    }
+
+    /// Hold music for `id` while its bridged peer does not send (RFC 3264 hold).
+    fn apply_hold_music(&mut self, id: StreamId) {
+        let Some(peer) = self.stream(id).and_then(|s| s.bridge) else { return };
+        let peer_holds = self.stream(peer).is_some_and(|p| !p.params.receive);
+        let Some(s) = self.stream_mut(id) else { return };
+        match (&s.source, peer_holds, s.hold_music.clone()) {
+            (Source::Silence, true, Some(music)) => {
+                s.source = Source::Prompt { prompt: music, frame: 0, looped: true };
+                s.marker = true;
+            }
+            (Source::Prompt { looped: true, .. }, false, _) => s.source = Source::Silence,
+            _ => {}
+        }
+    }
+
+    /// A datagram arrived on stream `id`'s socket from `from`. Returns a packet to relay to
+    /// the bridged peer, written into `out`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        from: SocketAddr,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Option<Transmit> {
+        let Some(s) = self.stream_mut(id) else { return None };
+        let Ok(pkt) = RtpView::parse(data) else {
+            s.stats.malformed += 1;
+            return None;
+        };
+        // Symmetric RTP with a bounded latch window (AST-2017-008).
+        match s.latched {
+            Some(addr) if addr != from => {
+                s.stats.foreign += 1;
+                return None;
+            }
+            Some(_) => {}
+            None if s.latch_left > 0 => {
+                s.latch_left -= 1;
+                s.latched = Some(from);
+            }
+            None => {
+                if s.params.remote != Some(from) {
+                    s.stats.foreign += 1;
+                    return None;
+                }
+                s.latched = Some(from);
+            }
+        }
+        let is_event = s.params.telephone_event == Some(pkt.payload_type);
+        let is_audio = Codec::from_payload_type(pkt.payload_type) == Some(s.params.codec);
+        if !is_event && !is_audio {
+            s.stats.malformed += 1;
+            return None;
+        }
+        s.stats.received += 1;
+        s.last_rx = now;
+        s.inactive_reported = false;
+        let mut digit = None;
+        if is_event {
+            digit = s.dtmf_rx.handle(pkt.timestamp, pkt.marker, pkt.payload);
+        } else if let Some(det) = s.inband.as_mut() {
+            let mut pcm = [0i16; 480];
+            let n = pkt.payload.len().min(pcm.len());
+            s.params.codec.decode(&pkt.payload[..n], &mut pcm[..n]);
+            digit = det.push(&pcm[..n]);
+        }
+        if let Some(digit) = digit {
+            self.events.push_back(MediaEvent::Digit { stream: id, digit });
+        }
+        self.relay(id, &pkt, is_event, out)
+    }
+
+    /// Relay a received packet to the bridged peer, re-stamped with the peer stream's SSRC,
+    /// sequence and timestamp base.
+    fn relay(&mut self, from_id: StreamId, pkt: &RtpView<'_>, is_event: bool, out: &mut [u8]) -> Option<Transmit> {
+        let from_codec = self.stream(from_id)?.params.codec;
+        let to_id = self.stream(from_id)?.bridge?;
+        let to = self.stream_mut(to_id)?;
+        if !to.params.send {
+            return None;
+        }
+        let dest = to.latched.or(to.params.remote)?;
+        let (pt, payload_len) = if is_event {
+            let pt = to.params.telephone_event?;
+            let n = pkt.payload.len().min(out.len().saturating_sub(12));
+            out.get_mut(12..12 + n)?.copy_from_slice(&pkt.payload[..n]);
+            (pt, n)
+        } else {
+            let n = pkt.payload.len().min(out.len().saturating_sub(12)).min(480);
+            let body = out.get_mut(12..12 + n)?;
+            if from_codec == to.params.codec {
+                body.copy_from_slice(&pkt.payload[..n]);
+            } else {
+                crate::g711::transcode(from_codec, to.params.codec, &pkt.payload[..n], body);
+            }
+            (to.params.codec.payload_type(), n)
+        };
+        // Keep the peer's timing: map its timestamps onto ours with a fixed offset per SSRC.
+        let offset = match to.relay {
+            Some((ssrc, off)) if ssrc == pkt.ssrc => off,
+            _ => {
+                let off = to.timestamp.wrapping_sub(pkt.timestamp);
+                to.relay = Some((pkt.ssrc, off));
+                to.marker = true;
+                off
+            }
+        };
+        let ts = pkt.timestamp.wrapping_add(offset);
+        let marker = pkt.marker || std::mem::take(&mut to.marker);
+        to.seq = to.seq.wrapping_add(1);
+        if !is_event {
+            to.timestamp = ts.wrapping_add(payload_len as u32);
+        }
+        let mut payload = [0u8; 480];
+        let p = out.get(12..12 + payload_len)?;
+        payload[..payload_len].copy_from_slice(p);
+        let len = write_packet(out, pt, marker, to.seq, ts, to.ssrc, &payload[..payload_len])?;
+        to.stats.sent += 1;
+        Some(Transmit { stream: to_id, to: dest, len })
+    }
+
+    /// The next paced packet due at `now`, written into `out`. Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        loop {
+            let Reverse((due, idx, generation)) = *self.schedule.peek()?;
+            if due > now {
+                return None;
+            }
+            self.schedule.pop();
+            let id = StreamId(idx);
+            let inactivity = self.config.inactivity;
+            let Some(s) = self.stream_mut(id).filter(|s| s.generation == generation) else { continue };
+            s.ticks += 1;
+            let next = s.epoch + PTIME * u32::try_from(s.ticks).unwrap_or(u32::MAX);
+            let generation = s.generation;
+            // Inactivity is checked on the same clock.
+            if s.params.receive && !s.inactive_reported && now.duration_since(s.last_rx) >= inactivity {
+                s.inactive_reported = true;
+                self.events.push_back(MediaEvent::Inactive { stream: id });
+            }
+            self.schedule.push(Reverse((next, idx, generation)));
+            if let Some(t) = self.tick(id, out) {
+                return Some(t);
+            }
+        }
+    }
+
+    /// Produce this stream's packet for one 20 ms tick, if it sends one.
+    fn tick(&mut self, id: StreamId, out: &mut [u8]) -> Option<Transmit> {
+        let s = self.stream_mut(id)?;
+        let bridged = s.bridge.is_some();
+        let dest = s.latched.or(s.params.remote);
+        // DTMF out takes precedence over audio for its duration.
+        if let Some(tx) = s.dtmf_tx.as_mut() {
+            let mut ev = [0u8; 4];
+            match tx.next_packet(&mut ev) {
+                Some((marker, ts)) => {
+                    let pt = s.params.telephone_event?;
+                    s.seq = s.seq.wrapping_add(1);
+                    let len = write_packet(out, pt, marker, s.seq, ts, s.ssrc, &ev)?;
+                    s.stats.sent += 1;
+                    return Some(Transmit { stream: id, to: dest?, len });
+                }
+                None => s.dtmf_tx = None,
+            }
+        }
+        let playing = matches!(s.source, Source::Prompt { .. });
+        if bridged && !playing {
+            // The peer's packets are relayed as they arrive; nothing to pace.
+            return None;
+        }
+        let mut pcm = [0i16; FRAME];
+        let mut finished = false;
+        if let Source::Prompt { prompt, frame, looped } = &mut s.source {
+            if *frame >= prompt.frames_20ms() && *looped {
+                *frame = 0;
+            }
+            if *frame < prompt.frames_20ms() {
+                prompt.frame(*frame, &mut pcm);
+                *frame += 1;
+            }
+            finished = *frame >= prompt.frames_20ms() && !*looped;
+        }
+        if finished {
+            s.source = Source::Silence;
+            self.events.push_back(MediaEvent::PromptFinished { stream: id });
+        }
+        let s = self.stream_mut(id)?;
+        s.timestamp = s.timestamp.wrapping_add(FRAME as u32);
+        if !s.params.send {
+            return None;
+        }
+        let dest = dest?;
+        let mut payload = [0u8; FRAME];
+        s.params.codec.encode(&pcm, &mut payload);
+        s.seq = s.seq.wrapping_add(1);
+        let marker = std::mem::take(&mut s.marker);
+        let len = write_packet(out, s.params.codec.payload_type(), marker, s.seq, s.timestamp.wrapping_sub(FRAME as u32), s.ssrc, &payload)?;
+        s.stats.sent += 1;
+        Some(Transmit { stream: id, to: dest, len })
+    }
+
+    /// When to call [`Engine::poll_transmit`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.schedule.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    fn stream(&self, id: StreamId) -> Option<&Stream> {
+        self.streams.get(id.index()).and_then(Option::as_ref)
+    }
+
+    fn stream_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
+        self.streams.get_mut(id.index()).and_then(Option::as_mut)
+    }
+}
+
+#[cfg(test)]
+mod tests;

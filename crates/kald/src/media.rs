@@ -1,0 +1,363 @@
+//! The media driver: one dedicated thread with its own clock runs the sans-IO
+//! [`Engine`] for every call, with one non-blocking RTP/RTCP socket pair per leg polled by
+//! `mio` (epoll). No thread per call, no allocation per packet.
+//!
+//! Pacing needs finer timing than epoll's millisecond timeout or a 1 ms timer wheel: the
+//! thread polls until just before the next packet is due, then sleeps the remainder with
+//! `nanosleep`, and measures how late each paced packet leaves ([`MediaStats`]).
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use kald_media::dtmf::Digit;
+use kald_media::engine::{Engine, EngineConfig, MediaEvent, StreamId, StreamParams};
+use kald_media::prompt::Prompt;
+
+/// kald's handle for one call leg's media, chosen by the call handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct LegId(pub(crate) u64);
+
+/// What the call handling asks the media thread to do.
+pub(crate) enum Command {
+    Open { leg: LegId, rtp: StdUdpSocket, rtcp: StdUdpSocket, params: StreamParams },
+    Update { leg: LegId, params: StreamParams },
+    Play { leg: LegId, prompt: Prompt, looped: bool },
+    Stop { leg: LegId },
+    Bridge { a: LegId, b: LegId, hold_music: Option<Prompt> },
+    Unbridge { leg: LegId },
+    SendDigit { leg: LegId, digit: Digit },
+    Close { leg: LegId },
+    Shutdown,
+}
+
+/// What the media thread reports back.
+#[derive(Debug)]
+pub(crate) enum Report {
+    Digit(LegId, Digit),
+    PromptFinished(LegId),
+    Inactive(LegId),
+}
+
+/// Live figures of the media thread, readable from anywhere.
+#[derive(Debug, Default)]
+pub(crate) struct MediaStats {
+    pub(crate) streams: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    /// How late paced packets left, in 50 µs buckets (the last bucket is ≥ 10 ms).
+    lateness: [AtomicU64; 200],
+}
+
+impl MediaStats {
+    fn record_lateness(&self, late: Duration) {
+        let bucket = usize::try_from(late.as_micros() / 50).unwrap_or(usize::MAX).min(199);
+        self.lateness[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The lateness percentile `p` (0–100) of paced packets, in microseconds (bucket upper bound).
+    pub(crate) fn lateness_percentile(&self, p: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.lateness.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let target = ((p / 100.0) * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some((i as u64 + 1) * 50);
+            }
+        }
+        Some(10_000)
+    }
+
+    /// Forget the lateness histogram (e.g. after warm-up).
+    pub(crate) fn reset_lateness(&self) {
+        for c in &self.lateness {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The call handling's side of the media thread.
+pub(crate) struct Media {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    ports: PortPool,
+    pub(crate) stats: Arc<MediaStats>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Media {
+    /// Start the media thread. Reports go to `reports`.
+    pub(crate) fn start(
+        ports: (u16, u16),
+        bind_ip: IpAddr,
+        reports: tokio::sync::mpsc::UnboundedSender<Report>,
+    ) -> anyhow::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(MediaStats::default());
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("kald-media".into())
+            .spawn(move || run(poll, rx, reports, thread_stats))?;
+        Ok(Self { commands: tx, waker, ports: PortPool::new(ports, bind_ip), stats, thread: Some(thread) })
+    }
+
+    /// Reserve an RTP/RTCP port pair; returns the sockets and the RTP port.
+    pub(crate) fn bind_pair(&mut self) -> anyhow::Result<(StdUdpSocket, StdUdpSocket, u16)> {
+        self.ports.bind()
+    }
+
+    /// Ask the media thread to do something.
+    pub(crate) fn send(&self, cmd: Command) {
+        if self.commands.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Stop the thread and wait for it.
+    pub(crate) fn shutdown(&mut self) {
+        self.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+const WAKER: Token = Token(usize::MAX);
+const RTCP_BIT: usize = 1 << 30;
+
+struct Leg {
+    stream: StreamId,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+fn run(
+    mut poll: Poll,
+    commands: mpsc::Receiver<Command>,
+    reports: tokio::sync::mpsc::UnboundedSender<Report>,
+    stats: Arc<MediaStats>,
+) {
+    let mut engine = Engine::new(EngineConfig::default(), 2048);
+    let mut events = Events::with_capacity(1024);
+    let mut legs: HashMap<LegId, Leg> = HashMap::with_capacity(2048);
+    let mut by_stream: Vec<Option<LegId>> = Vec::with_capacity(2048);
+    let mut buf = [0u8; 2048];
+    let mut out = [0u8; 2048];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    loop {
+        // Wake up just before the next paced packet, then sleep the rest precisely.
+        let now = Instant::now();
+        let due = engine.poll_timeout();
+        let timeout = due.map(|d| d.saturating_duration_since(now).saturating_sub(Duration::from_millis(1)));
+        let timeout = timeout.map(|t| if t < Duration::from_millis(1) { Duration::ZERO } else { t });
+        if poll.poll(&mut events, timeout).is_err() {
+            continue;
+        }
+        for event in &events {
+            let token = event.token();
+            if token == WAKER {
+                while let Ok(cmd) = commands.try_recv() {
+                    if matches!(cmd, Command::Shutdown) {
+                        return;
+                    }
+                    let now = Instant::now();
+                    command(&mut engine, &mut poll, &mut legs, &mut by_stream, cmd, now, &mut seed);
+                    stats.streams.store(engine.len() as u64, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let index = token.0 & !RTCP_BIT;
+            let Some(leg_id) = by_stream.get(index).copied().flatten() else { continue };
+            let Some(leg) = legs.get(&leg_id) else { continue };
+            if token.0 & RTCP_BIT != 0 {
+                // RTCP is read and discarded for now; it must not fill the socket buffer.
+                while leg.rtcp.recv_from(&mut buf).is_ok() {}
+                continue;
+            }
+            loop {
+                match leg.rtp.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        stats.received.fetch_add(1, Ordering::Relaxed);
+                        let now = Instant::now();
+                        if let Some(t) = engine.handle_datagram(now, leg.stream, from, &buf[..n], &mut out) {
+                            if let Some(peer) = by_stream.get(t.stream.index()).copied().flatten().and_then(|l| legs.get(&l)) {
+                                let _ = peer.rtp.send_to(&out[..t.len], t.to);
+                                stats.sent.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        // Send every paced packet that is due.
+        if let Some(due) = engine.poll_timeout() {
+            let now = Instant::now();
+            if due > now && due - now < Duration::from_millis(2) {
+                std::thread::sleep(due - now);
+            }
+        }
+        loop {
+            let now = Instant::now();
+            let Some(due) = engine.poll_timeout() else { break };
+            if due > now {
+                break;
+            }
+            let Some(t) = engine.poll_transmit(now, &mut out) else { continue };
+            stats.record_lateness(now.saturating_duration_since(due));
+            if let Some(leg) = by_stream.get(t.stream.index()).copied().flatten().and_then(|l| legs.get(&l)) {
+                let _ = leg.rtp.send_to(&out[..t.len], t.to);
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        while let Some(ev) = engine.poll_event() {
+            let (stream, report): (StreamId, fn(LegId) -> Report) = match ev {
+                MediaEvent::PromptFinished { stream } => (stream, Report::PromptFinished),
+                MediaEvent::Inactive { stream } => (stream, Report::Inactive),
+                MediaEvent::Digit { stream, digit } => {
+                    if let Some(leg) = by_stream.get(stream.index()).copied().flatten() {
+                        let _ = reports.send(Report::Digit(leg, digit));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(leg) = by_stream.get(stream.index()).copied().flatten() {
+                let _ = reports.send(report(leg));
+            }
+        }
+    }
+}
+
+fn command(
+    engine: &mut Engine,
+    poll: &mut Poll,
+    legs: &mut HashMap<LegId, Leg>,
+    by_stream: &mut Vec<Option<LegId>>,
+    cmd: Command,
+    now: Instant,
+    seed: &mut u64,
+) {
+    let stream = |legs: &HashMap<LegId, Leg>, leg: LegId| legs.get(&leg).map(|l| l.stream);
+    match cmd {
+        Command::Open { leg, rtp, rtcp, params } => {
+            if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
+                return;
+            }
+            let mut rtp = UdpSocket::from_std(rtp);
+            let mut rtcp = UdpSocket::from_std(rtcp);
+            // SSRC, sequence and timestamp start at random values (RFC 3550 §5.1).
+            let r = splitmix(seed);
+            let id = engine.add(now, params, r as u32, (r >> 32) as u16, (r >> 16) as u32);
+            let index = id.index();
+            if poll.registry().register(&mut rtp, Token(index), Interest::READABLE).is_err()
+                || poll.registry().register(&mut rtcp, Token(index | RTCP_BIT), Interest::READABLE).is_err()
+            {
+                engine.remove(id);
+                return;
+            }
+            if by_stream.len() <= index {
+                by_stream.resize(index + 1, None);
+            }
+            by_stream[index] = Some(leg);
+            legs.insert(leg, Leg { stream: id, rtp, rtcp });
+        }
+        Command::Update { leg, params } => {
+            if let Some(s) = stream(legs, leg) {
+                engine.update(now, s, params);
+            }
+        }
+        Command::Play { leg, prompt, looped } => {
+            if let Some(s) = stream(legs, leg) {
+                engine.play(s, prompt, looped);
+            }
+        }
+        Command::Stop { leg } => {
+            if let Some(s) = stream(legs, leg) {
+                engine.stop(s);
+            }
+        }
+        Command::Bridge { a, b, hold_music } => {
+            if let (Some(a), Some(b)) = (stream(legs, a), stream(legs, b)) {
+                engine.bridge(a, b, hold_music);
+            }
+        }
+        Command::Unbridge { leg } => {
+            if let Some(s) = stream(legs, leg) {
+                engine.unbridge(s);
+            }
+        }
+        Command::SendDigit { leg, digit } => {
+            if let Some(s) = stream(legs, leg) {
+                engine.send_digit(s, digit);
+            }
+        }
+        Command::Close { leg } => {
+            if let Some(mut l) = legs.remove(&leg) {
+                let _ = poll.registry().deregister(&mut l.rtp);
+                let _ = poll.registry().deregister(&mut l.rtcp);
+                if let Some(slot) = by_stream.get_mut(l.stream.index()) {
+                    *slot = None;
+                }
+                engine.remove(l.stream);
+            }
+        }
+        Command::Shutdown => {}
+    }
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Hands out even RTP ports (RTCP on the next odd one) from the configured range, skipping
+/// ports another program holds.
+struct PortPool {
+    low: u16,
+    high: u16,
+    next: u16,
+    ip: IpAddr,
+}
+
+impl PortPool {
+    fn new((low, high): (u16, u16), ip: IpAddr) -> Self {
+        Self { low, high, next: low, ip }
+    }
+
+    fn bind(&mut self) -> anyhow::Result<(StdUdpSocket, StdUdpSocket, u16)> {
+        let pairs = (self.high - self.low).div_ceil(2);
+        for _ in 0..pairs {
+            let port = self.next;
+            self.next = if port + 3 > self.high { self.low } else { port + 2 };
+            let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port)) else { continue };
+            let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port + 1)) else { continue };
+            return Ok((rtp, rtcp, port));
+        }
+        anyhow::bail!("no free RTP port pair in {}-{}", self.low, self.high)
+    }
+}
