@@ -163,7 +163,7 @@ mod tests {
             .zip(WEIGHTS)
             .map(|(b, w)| u32::from(b - b'0') * w)
             .sum();
-        sum % 11 == 0
+        sum.is_multiple_of(11)
     }
 
     #[test]

@@ -73,7 +73,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { inactivity: Duration::from_secs(30), latch_packets: 4 }
+        Self {
+            inactivity: Duration::from_secs(30),
+            latch_packets: 4,
+        }
     }
 }
 
@@ -116,7 +119,11 @@ pub struct Transmit {
 #[derive(Debug, Clone)]
 enum Source {
     Silence,
-    Prompt { prompt: Prompt, frame: usize, looped: bool },
+    Prompt {
+        prompt: Prompt,
+        frame: usize,
+        looped: bool,
+    },
 }
 
 /// Counters of one stream.
@@ -184,7 +191,14 @@ impl Engine {
 
     /// Start a stream at `now`. `ssrc`, `seq` and `timestamp` are random starting values
     /// (RFC 3550 §5.1), chosen by the caller so the engine stays deterministic.
-    pub fn add(&mut self, now: Instant, params: StreamParams, ssrc: u32, seq: u16, timestamp: u32) -> StreamId {
+    pub fn add(
+        &mut self,
+        now: Instant,
+        params: StreamParams,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+    ) -> StreamId {
         self.generation = self.generation.wrapping_add(1);
         let stream = Stream {
             params,
@@ -278,7 +292,11 @@ impl Engine {
     /// Play a prompt from its start; `looped` repeats it (hold music).
     pub fn play(&mut self, id: StreamId, prompt: Prompt, looped: bool) {
         if let Some(s) = self.stream_mut(id) {
-            s.source = Source::Prompt { prompt, frame: 0, looped };
+            s.source = Source::Prompt {
+                prompt,
+                frame: 0,
+                looped,
+            };
             s.marker = true;
         }
     }
@@ -335,12 +353,18 @@ impl Engine {
 
     /// Hold music for `id` while its bridged peer does not send (RFC 3264 hold).
     fn apply_hold_music(&mut self, id: StreamId) {
-        let Some(peer) = self.stream(id).and_then(|s| s.bridge) else { return };
+        let Some(peer) = self.stream(id).and_then(|s| s.bridge) else {
+            return;
+        };
         let peer_holds = self.stream(peer).is_some_and(|p| !p.params.receive);
         let Some(s) = self.stream_mut(id) else { return };
         match (&s.source, peer_holds, s.hold_music.clone()) {
             (Source::Silence, true, Some(music)) => {
-                s.source = Source::Prompt { prompt: music, frame: 0, looped: true };
+                s.source = Source::Prompt {
+                    prompt: music,
+                    frame: 0,
+                    looped: true,
+                };
                 s.marker = true;
             }
             (Source::Prompt { looped: true, .. }, false, _) => s.source = Source::Silence,
@@ -358,7 +382,7 @@ impl Engine {
         data: &[u8],
         out: &mut [u8],
     ) -> Option<Transmit> {
-        let Some(s) = self.stream_mut(id) else { return None };
+        let s = self.stream_mut(id)?;
         let Ok(pkt) = RtpView::parse(data) else {
             s.stats.malformed += 1;
             return None;
@@ -401,14 +425,21 @@ impl Engine {
             digit = det.push(&pcm[..n]);
         }
         if let Some(digit) = digit {
-            self.events.push_back(MediaEvent::Digit { stream: id, digit });
+            self.events
+                .push_back(MediaEvent::Digit { stream: id, digit });
         }
         self.relay(id, &pkt, is_event, out)
     }
 
     /// Relay a received packet to the bridged peer, re-stamped with the peer stream's SSRC,
     /// sequence and timestamp base.
-    fn relay(&mut self, from_id: StreamId, pkt: &RtpView<'_>, is_event: bool, out: &mut [u8]) -> Option<Transmit> {
+    fn relay(
+        &mut self,
+        from_id: StreamId,
+        pkt: &RtpView<'_>,
+        is_event: bool,
+        out: &mut [u8],
+    ) -> Option<Transmit> {
         let from_codec = self.stream(from_id)?.params.codec;
         let to_id = self.stream(from_id)?.bridge?;
         let to = self.stream_mut(to_id)?;
@@ -450,9 +481,21 @@ impl Engine {
         let mut payload = [0u8; 480];
         let p = out.get(12..12 + payload_len)?;
         payload[..payload_len].copy_from_slice(p);
-        let len = write_packet(out, pt, marker, to.seq, ts, to.ssrc, &payload[..payload_len])?;
+        let len = write_packet(
+            out,
+            pt,
+            marker,
+            to.seq,
+            ts,
+            to.ssrc,
+            &payload[..payload_len],
+        )?;
         to.stats.sent += 1;
-        Some(Transmit { stream: to_id, to: dest, len })
+        Some(Transmit {
+            stream: to_id,
+            to: dest,
+            len,
+        })
     }
 
     /// The next paced packet due at `now`, written into `out`. Call until `None`.
@@ -465,12 +508,17 @@ impl Engine {
             self.schedule.pop();
             let id = StreamId(idx);
             let inactivity = self.config.inactivity;
-            let Some(s) = self.stream_mut(id).filter(|s| s.generation == generation) else { continue };
+            let Some(s) = self.stream_mut(id).filter(|s| s.generation == generation) else {
+                continue;
+            };
             s.ticks += 1;
             let next = s.epoch + PTIME * u32::try_from(s.ticks).unwrap_or(u32::MAX);
             let generation = s.generation;
             // Inactivity is checked on the same clock.
-            if s.params.receive && !s.inactive_reported && now.duration_since(s.last_rx) >= inactivity {
+            if s.params.receive
+                && !s.inactive_reported
+                && now.duration_since(s.last_rx) >= inactivity
+            {
                 s.inactive_reported = true;
                 self.events.push_back(MediaEvent::Inactive { stream: id });
             }
@@ -495,7 +543,11 @@ impl Engine {
                     s.seq = s.seq.wrapping_add(1);
                     let len = write_packet(out, pt, marker, s.seq, ts, s.ssrc, &ev)?;
                     s.stats.sent += 1;
-                    return Some(Transmit { stream: id, to: dest?, len });
+                    return Some(Transmit {
+                        stream: id,
+                        to: dest?,
+                        len,
+                    });
                 }
                 None => s.dtmf_tx = None,
             }
@@ -507,7 +559,12 @@ impl Engine {
         }
         let mut pcm = [0i16; FRAME];
         let mut finished = false;
-        if let Source::Prompt { prompt, frame, looped } = &mut s.source {
+        if let Source::Prompt {
+            prompt,
+            frame,
+            looped,
+        } = &mut s.source
+        {
             if *frame >= prompt.frames_20ms() && *looped {
                 *frame = 0;
             }
@@ -519,7 +576,8 @@ impl Engine {
         }
         if finished {
             s.source = Source::Silence;
-            self.events.push_back(MediaEvent::PromptFinished { stream: id });
+            self.events
+                .push_back(MediaEvent::PromptFinished { stream: id });
         }
         let s = self.stream_mut(id)?;
         s.timestamp = s.timestamp.wrapping_add(FRAME as u32);
@@ -531,9 +589,21 @@ impl Engine {
         s.params.codec.encode(&pcm, &mut payload);
         s.seq = s.seq.wrapping_add(1);
         let marker = std::mem::take(&mut s.marker);
-        let len = write_packet(out, s.params.codec.payload_type(), marker, s.seq, s.timestamp.wrapping_sub(FRAME as u32), s.ssrc, &payload)?;
+        let len = write_packet(
+            out,
+            s.params.codec.payload_type(),
+            marker,
+            s.seq,
+            s.timestamp.wrapping_sub(FRAME as u32),
+            s.ssrc,
+            &payload,
+        )?;
         s.stats.sent += 1;
-        Some(Transmit { stream: id, to: dest, len })
+        Some(Transmit {
+            stream: id,
+            to: dest,
+            len,
+        })
     }
 
     /// When to call [`Engine::poll_transmit`] next.

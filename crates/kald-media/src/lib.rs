@@ -3,6 +3,10 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod dtmf;
+pub mod engine;
+pub mod g711;
 pub mod prompt;
+pub mod recorder;
 pub mod rtp;
 pub mod sdp;

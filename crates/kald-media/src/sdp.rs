@@ -54,55 +54,19 @@ const TELEPHONE_EVENTS: &str = "0-15";
 // Codec and direction
 // ---------------------------------------------------------------------------------------
 
-/// A G.711 codec kald can send and receive.
-///
-/// Defined here for now: it moves to `g711.rs`, which is being written with the same name,
-/// the same variants and the same payload types (PCMU 0, PCMA 8); the lead reconciles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 µ-law, static payload type 0.
-    Pcmu,
-    /// G.711 A-law, static payload type 8 (the usual one in Denmark).
-    Pcma,
-}
+pub use crate::g711::Codec;
 
-impl Codec {
-    /// The static RTP payload type (RFC 3551): 0 for PCMU, 8 for PCMA.
-    pub const fn payload_type(self) -> u8 {
-        match self {
-            Self::Pcmu => 0,
-            Self::Pcma => 8,
-        }
+/// The codec an `a=rtpmap` names, if kald supports it (8 kHz mono PCMU or PCMA).
+fn codec_from_encoding(rtpmap: &RtpMap) -> Option<Codec> {
+    if rtpmap.clock_rate != 8000 || rtpmap.channels.is_some_and(|c| c != 1) {
+        return None;
     }
-
-    /// The encoding name used in `a=rtpmap`.
-    pub const fn encoding_name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-        }
-    }
-
-    /// The codec a static payload type stands for, if it is 0 or 8.
-    pub const fn from_payload_type(pt: u8) -> Option<Self> {
-        match pt {
-            0 => Some(Self::Pcmu),
-            8 => Some(Self::Pcma),
-            _ => None,
-        }
-    }
-
-    fn from_encoding(rtpmap: &RtpMap) -> Option<Self> {
-        if rtpmap.clock_rate != 8000 || rtpmap.channels.is_some_and(|c| c != 1) {
-            return None;
-        }
-        if rtpmap.encoding.eq_ignore_ascii_case("PCMU") {
-            Some(Self::Pcmu)
-        } else if rtpmap.encoding.eq_ignore_ascii_case("PCMA") {
-            Some(Self::Pcma)
-        } else {
-            None
-        }
+    if rtpmap.encoding.eq_ignore_ascii_case("PCMU") {
+        Some(Codec::Pcmu)
+    } else if rtpmap.encoding.eq_ignore_ascii_case("PCMA") {
+        Some(Codec::Pcma)
+    } else {
+        None
     }
 }
 
@@ -415,7 +379,7 @@ impl MediaDescription {
     pub fn first_codec(&self, supported: &[Codec]) -> Option<(Codec, u8)> {
         self.payload_types().find_map(|pt| {
             let codec = match self.rtpmap(pt) {
-                Some(map) => Codec::from_encoding(map),
+                Some(map) => codec_from_encoding(map),
                 None => Codec::from_payload_type(pt),
             }?;
             supported.contains(&codec).then_some((codec, pt))
@@ -795,7 +759,7 @@ pub fn offer(local: &LocalMedia, direction: Direction) -> Bytes {
     }
     let _ = write!(body, " {TELEPHONE_EVENT_PT}\r\n");
     for codec in &codecs {
-        push_rtpmap(&mut body, codec.payload_type(), codec.encoding_name());
+        push_rtpmap(&mut body, codec.payload_type(), codec.name());
     }
     push_telephone_event(&mut body, TELEPHONE_EVENT_PT);
     push_ptime_and_direction(&mut body, direction);
@@ -930,7 +894,7 @@ fn answer_body(offer: &SessionDescription, local: &LocalMedia, neg: &Negotiated)
                 let _ = write!(body, " {te}");
             }
             body.push_str("\r\n");
-            push_rtpmap(&mut body, neg.payload_type, neg.codec.encoding_name());
+            push_rtpmap(&mut body, neg.payload_type, neg.codec.name());
             if let Some(te) = neg.telephone_event {
                 push_telephone_event(&mut body, te);
             }

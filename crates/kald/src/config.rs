@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 use kald_sip::endpoint::{NumberRoute, Trunk};
 
+use crate::calls::OverloadAction;
+
 /// The whole configuration after file and flags are merged.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -20,6 +22,9 @@ pub(crate) struct Config {
     pub(crate) media_ports: (u16, u16),
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) trunks: Vec<Trunk>,
+    pub(crate) grace: std::time::Duration,
+    pub(crate) capacity: usize,
+    pub(crate) overload: OverloadAction,
 }
 
 /// The file's shape. Unknown keys are errors, so a typo does not silently do nothing.
@@ -32,6 +37,9 @@ pub(crate) struct FileConfig {
     pub(crate) flows: Option<PathBuf>,
     pub(crate) media_ports: Option<String>,
     pub(crate) public_ip: Option<IpAddr>,
+    pub(crate) grace_seconds: Option<u64>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overload: Option<OverloadAction>,
     #[serde(default, rename = "trunk")]
     pub(crate) trunks: Vec<FileTrunk>,
 }
@@ -78,6 +86,24 @@ pub(crate) struct Flags {
     /// Address to put in SDP and Contact [default: the address a request arrived on].
     #[arg(long)]
     pub(crate) public_ip: Option<IpAddr>,
+    /// On SIGTERM, how long calls in progress may go on before kald ends them [default: 30].
+    #[arg(long)]
+    pub(crate) grace_seconds: Option<u64>,
+    /// Calls kald takes at once; more get the overload treatment [default: 2000].
+    #[arg(long)]
+    pub(crate) capacity: Option<usize>,
+    /// What callers above capacity get: prompt, busy (486) or unavailable (480) [default: prompt].
+    #[arg(long, value_parser = parse_overload)]
+    pub(crate) overload: Option<OverloadAction>,
+}
+
+fn parse_overload(s: &str) -> Result<OverloadAction, String> {
+    match s {
+        "prompt" => Ok(OverloadAction::Prompt),
+        "busy" => Ok(OverloadAction::Busy),
+        "unavailable" => Ok(OverloadAction::Unavailable),
+        _ => Err("expected prompt, busy or unavailable".into()),
+    }
 }
 
 impl Config {
@@ -135,6 +161,14 @@ impl Config {
             media_ports: parse_range(&media)?,
             public_ip: flags.public_ip.or(fc.public_ip),
             trunks,
+            grace: std::time::Duration::from_secs(
+                flags.grace_seconds.or(fc.grace_seconds).unwrap_or(30),
+            ),
+            capacity: flags.capacity.or(fc.capacity).unwrap_or(2000),
+            overload: flags
+                .overload
+                .or(fc.overload)
+                .unwrap_or(OverloadAction::Prompt),
         })
     }
 }

@@ -26,15 +26,42 @@ use kald_media::prompt::Prompt;
 pub(crate) struct LegId(pub(crate) u64);
 
 /// What the call handling asks the media thread to do.
+// Stop, Bridge, Unbridge and SendDigit are wired for the queues (agents' legs), which come next.
+#[allow(dead_code)]
 pub(crate) enum Command {
-    Open { leg: LegId, rtp: StdUdpSocket, rtcp: StdUdpSocket, params: StreamParams },
-    Update { leg: LegId, params: StreamParams },
-    Play { leg: LegId, prompt: Prompt, looped: bool },
-    Stop { leg: LegId },
-    Bridge { a: LegId, b: LegId, hold_music: Option<Prompt> },
-    Unbridge { leg: LegId },
-    SendDigit { leg: LegId, digit: Digit },
-    Close { leg: LegId },
+    Open {
+        leg: LegId,
+        rtp: StdUdpSocket,
+        rtcp: StdUdpSocket,
+        params: StreamParams,
+    },
+    Update {
+        leg: LegId,
+        params: StreamParams,
+    },
+    Play {
+        leg: LegId,
+        prompt: Prompt,
+        looped: bool,
+    },
+    Stop {
+        leg: LegId,
+    },
+    Bridge {
+        a: LegId,
+        b: LegId,
+        hold_music: Option<Prompt>,
+    },
+    Unbridge {
+        leg: LegId,
+    },
+    SendDigit {
+        leg: LegId,
+        digit: Digit,
+    },
+    Close {
+        leg: LegId,
+    },
     Shutdown,
 }
 
@@ -47,7 +74,7 @@ pub(crate) enum Report {
 }
 
 /// Live figures of the media thread, readable from anywhere.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct MediaStats {
     pub(crate) streams: AtomicU64,
     pub(crate) sent: AtomicU64,
@@ -56,15 +83,32 @@ pub(crate) struct MediaStats {
     lateness: [AtomicU64; 200],
 }
 
+impl Default for MediaStats {
+    fn default() -> Self {
+        Self {
+            streams: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            lateness: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 impl MediaStats {
     fn record_lateness(&self, late: Duration) {
-        let bucket = usize::try_from(late.as_micros() / 50).unwrap_or(usize::MAX).min(199);
+        let bucket = usize::try_from(late.as_micros() / 50)
+            .unwrap_or(usize::MAX)
+            .min(199);
         self.lateness[bucket].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The lateness percentile `p` (0–100) of paced packets, in microseconds (bucket upper bound).
     pub(crate) fn lateness_percentile(&self, p: f64) -> Option<u64> {
-        let counts: Vec<u64> = self.lateness.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .lateness
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return None;
@@ -78,13 +122,6 @@ impl MediaStats {
             }
         }
         Some(10_000)
-    }
-
-    /// Forget the lateness histogram (e.g. after warm-up).
-    pub(crate) fn reset_lateness(&self) {
-        for c in &self.lateness {
-            c.store(0, Ordering::Relaxed);
-        }
     }
 }
 
@@ -112,7 +149,13 @@ impl Media {
         let thread = std::thread::Builder::new()
             .name("kald-media".into())
             .spawn(move || run(poll, rx, reports, thread_stats))?;
-        Ok(Self { commands: tx, waker, ports: PortPool::new(ports, bind_ip), stats, thread: Some(thread) })
+        Ok(Self {
+            commands: tx,
+            waker,
+            ports: PortPool::new(ports, bind_ip),
+            stats,
+            thread: Some(thread),
+        })
     }
 
     /// Reserve an RTP/RTCP port pair; returns the sockets and the RTP port.
@@ -168,8 +211,17 @@ fn run(
         // Wake up just before the next paced packet, then sleep the rest precisely.
         let now = Instant::now();
         let due = engine.poll_timeout();
-        let timeout = due.map(|d| d.saturating_duration_since(now).saturating_sub(Duration::from_millis(1)));
-        let timeout = timeout.map(|t| if t < Duration::from_millis(1) { Duration::ZERO } else { t });
+        let timeout = due.map(|d| {
+            d.saturating_duration_since(now)
+                .saturating_sub(Duration::from_millis(1))
+        });
+        let timeout = timeout.map(|t| {
+            if t < Duration::from_millis(1) {
+                Duration::ZERO
+            } else {
+                t
+            }
+        });
         if poll.poll(&mut events, timeout).is_err() {
             continue;
         }
@@ -181,14 +233,26 @@ fn run(
                         return;
                     }
                     let now = Instant::now();
-                    command(&mut engine, &mut poll, &mut legs, &mut by_stream, cmd, now, &mut seed);
+                    command(
+                        &mut engine,
+                        &mut poll,
+                        &mut legs,
+                        &mut by_stream,
+                        cmd,
+                        now,
+                        &mut seed,
+                    );
                     stats.streams.store(engine.len() as u64, Ordering::Relaxed);
                 }
                 continue;
             }
             let index = token.0 & !RTCP_BIT;
-            let Some(leg_id) = by_stream.get(index).copied().flatten() else { continue };
-            let Some(leg) = legs.get(&leg_id) else { continue };
+            let Some(leg_id) = by_stream.get(index).copied().flatten() else {
+                continue;
+            };
+            let Some(leg) = legs.get(&leg_id) else {
+                continue;
+            };
             if token.0 & RTCP_BIT != 0 {
                 // RTCP is read and discarded for now; it must not fill the socket buffer.
                 while leg.rtcp.recv_from(&mut buf).is_ok() {}
@@ -199,8 +263,15 @@ fn run(
                     Ok((n, from)) => {
                         stats.received.fetch_add(1, Ordering::Relaxed);
                         let now = Instant::now();
-                        if let Some(t) = engine.handle_datagram(now, leg.stream, from, &buf[..n], &mut out) {
-                            if let Some(peer) = by_stream.get(t.stream.index()).copied().flatten().and_then(|l| legs.get(&l)) {
+                        if let Some(t) =
+                            engine.handle_datagram(now, leg.stream, from, &buf[..n], &mut out)
+                        {
+                            if let Some(peer) = by_stream
+                                .get(t.stream.index())
+                                .copied()
+                                .flatten()
+                                .and_then(|l| legs.get(&l))
+                            {
                                 let _ = peer.rtp.send_to(&out[..t.len], t.to);
                                 stats.sent.fetch_add(1, Ordering::Relaxed);
                             }
@@ -220,13 +291,22 @@ fn run(
         }
         loop {
             let now = Instant::now();
-            let Some(due) = engine.poll_timeout() else { break };
+            let Some(due) = engine.poll_timeout() else {
+                break;
+            };
             if due > now {
                 break;
             }
-            let Some(t) = engine.poll_transmit(now, &mut out) else { continue };
+            let Some(t) = engine.poll_transmit(now, &mut out) else {
+                continue;
+            };
             stats.record_lateness(now.saturating_duration_since(due));
-            if let Some(leg) = by_stream.get(t.stream.index()).copied().flatten().and_then(|l| legs.get(&l)) {
+            if let Some(leg) = by_stream
+                .get(t.stream.index())
+                .copied()
+                .flatten()
+                .and_then(|l| legs.get(&l))
+            {
                 let _ = leg.rtp.send_to(&out[..t.len], t.to);
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -261,7 +341,12 @@ fn command(
 ) {
     let stream = |legs: &HashMap<LegId, Leg>, leg: LegId| legs.get(&leg).map(|l| l.stream);
     match cmd {
-        Command::Open { leg, rtp, rtcp, params } => {
+        Command::Open {
+            leg,
+            rtp,
+            rtcp,
+            params,
+        } => {
             if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
                 return;
             }
@@ -271,8 +356,14 @@ fn command(
             let r = splitmix(seed);
             let id = engine.add(now, params, r as u32, (r >> 32) as u16, (r >> 16) as u32);
             let index = id.index();
-            if poll.registry().register(&mut rtp, Token(index), Interest::READABLE).is_err()
-                || poll.registry().register(&mut rtcp, Token(index | RTCP_BIT), Interest::READABLE).is_err()
+            if poll
+                .registry()
+                .register(&mut rtp, Token(index), Interest::READABLE)
+                .is_err()
+                || poll
+                    .registry()
+                    .register(&mut rtcp, Token(index | RTCP_BIT), Interest::READABLE)
+                    .is_err()
             {
                 engine.remove(id);
                 return;
@@ -281,14 +372,25 @@ fn command(
                 by_stream.resize(index + 1, None);
             }
             by_stream[index] = Some(leg);
-            legs.insert(leg, Leg { stream: id, rtp, rtcp });
+            legs.insert(
+                leg,
+                Leg {
+                    stream: id,
+                    rtp,
+                    rtcp,
+                },
+            );
         }
         Command::Update { leg, params } => {
             if let Some(s) = stream(legs, leg) {
                 engine.update(now, s, params);
             }
         }
-        Command::Play { leg, prompt, looped } => {
+        Command::Play {
+            leg,
+            prompt,
+            looped,
+        } => {
             if let Some(s) = stream(legs, leg) {
                 engine.play(s, prompt, looped);
             }
@@ -346,16 +448,29 @@ struct PortPool {
 
 impl PortPool {
     fn new((low, high): (u16, u16), ip: IpAddr) -> Self {
-        Self { low, high, next: low, ip }
+        Self {
+            low,
+            high,
+            next: low,
+            ip,
+        }
     }
 
     fn bind(&mut self) -> anyhow::Result<(StdUdpSocket, StdUdpSocket, u16)> {
         let pairs = (self.high - self.low).div_ceil(2);
         for _ in 0..pairs {
             let port = self.next;
-            self.next = if port + 3 > self.high { self.low } else { port + 2 };
-            let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port)) else { continue };
-            let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port + 1)) else { continue };
+            self.next = if port + 3 > self.high {
+                self.low
+            } else {
+                port + 2
+            };
+            let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port)) else {
+                continue;
+            };
+            let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(self.ip, port + 1)) else {
+                continue;
+            };
             return Ok((rtp, rtcp, port));
         }
         anyhow::bail!("no free RTP port pair in {}-{}", self.low, self.high)

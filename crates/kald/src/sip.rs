@@ -17,6 +17,7 @@ use kald_sip::framing::{Frame, StreamFramer};
 
 use crate::calls::Calls;
 use crate::config::Config;
+use crate::media::Report;
 
 /// What a TCP connection task reports to the SIP loop.
 enum TcpEvent {
@@ -53,6 +54,8 @@ impl Sockets {
 pub(crate) async fn run(
     config: Config,
     sockets: Sockets,
+    mut calls: Calls,
+    mut reports: mpsc::UnboundedReceiver<Report>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Sockets { udp, tcp } = sockets;
@@ -65,7 +68,8 @@ pub(crate) async fn run(
         rng_seed: seed,
         ..EndpointConfig::default()
     });
-    let mut calls = Calls::new();
+    let mut draining: Option<Instant> = None;
+    let mut stats_at = Instant::now() + std::time::Duration::from_secs(10);
     let (events_tx, mut events) = mpsc::channel::<TcpEvent>(1024);
     let mut writers: HashMap<ConnectionId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut locals = LocalAddrs::new(bound);
@@ -78,7 +82,12 @@ pub(crate) async fn run(
 
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled(), if draining.is_none() => {
+                tracing::info!(calls = calls.len(), grace_s = config.grace.as_secs(), "no new calls; waiting for calls in progress");
+                draining = Some(Instant::now() + config.grace);
+                endpoint.set_accepting(false);
+            }
+            Some(r) = reports.recv() => calls.handle_report(Instant::now(), &mut endpoint, r),
             r = udp.recv_from(&mut buf) => {
                 match r {
                     Ok((n, remote)) => {
@@ -106,7 +115,11 @@ pub(crate) async fn run(
                     endpoint.handle_input(Instant::now(), Input::ConnectionClosed(id));
                 }
             },
-            () = &mut sleep => endpoint.handle_timeout(Instant::now()),
+            () = &mut sleep => {
+                let now = Instant::now();
+                endpoint.handle_timeout(now);
+                calls.handle_timeout(now, &mut endpoint);
+            }
         }
         // Drain every output; the call handling may act, which makes more output.
         while let Some(out) = endpoint.poll_output() {
@@ -123,16 +136,84 @@ pub(crate) async fn run(
                         }
                     }
                 },
-                Output::Event(e) => calls.handle(Instant::now(), &mut endpoint, e),
+                Output::Event(e) => calls.handle_event(Instant::now(), &mut endpoint, e),
             }
         }
-        let next = endpoint.poll_timeout();
+        let now = Instant::now();
+        if now >= stats_at {
+            stats_at = now + std::time::Duration::from_secs(10);
+            let m = calls.media_stats();
+            tracing::info!(
+                calls = calls.len(),
+                streams = m.streams.load(std::sync::atomic::Ordering::Relaxed),
+                rtp_sent = m.sent.load(std::sync::atomic::Ordering::Relaxed),
+                rtp_received = m.received.load(std::sync::atomic::Ordering::Relaxed),
+                late_p50_us = m.lateness_percentile(50.0).unwrap_or(0),
+                late_p99_us = m.lateness_percentile(99.0).unwrap_or(0),
+                "media"
+            );
+        }
+        if let Some(deadline) = draining {
+            if calls.len() == 0 && endpoint.call_count() == 0 {
+                break;
+            }
+            if now >= deadline {
+                tracing::info!(
+                    calls = endpoint.call_count(),
+                    "grace period over; ending calls"
+                );
+                endpoint.hangup_all(now);
+                // Give the BYEs a moment to leave and be answered.
+                let stop = now + std::time::Duration::from_secs(2);
+                while let Some(out) = endpoint.poll_output() {
+                    if let Output::Transmit(t) = out {
+                        if t.flow.connection.is_none() {
+                            let _ = udp.send_to(&t.data, t.flow.remote).await;
+                        } else if let Some(w) = t.flow.connection.and_then(|id| writers.get(&id)) {
+                            let _ = w.try_send(t.data);
+                        }
+                    }
+                }
+                let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(stop), async {
+                    while let Ok((n, remote)) = udp.recv_from(&mut buf).await {
+                        let flow = Flow {
+                            transport: Transport::Udp,
+                            remote,
+                            local: locals.for_peer(remote),
+                            connection: None,
+                        };
+                        endpoint.handle_input(
+                            Instant::now(),
+                            Input::Receive {
+                                flow,
+                                data: Bytes::copy_from_slice(&buf[..n]),
+                            },
+                        );
+                        while endpoint.poll_output().is_some() {}
+                        if endpoint.call_count() == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                break;
+            }
+        }
+        let next = [
+            endpoint.poll_timeout(),
+            calls.poll_timeout(),
+            draining.map(|d| d.min(now + std::time::Duration::from_millis(200))),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != deadline {
             deadline = next;
             let at = next.map_or_else(far, tokio::time::Instant::from_std);
             sleep.as_mut().reset(at);
         }
     }
+    calls.shutdown();
     tracing::info!(calls = endpoint.call_count(), "SIP endpoint stopped");
     Ok(())
 }

@@ -142,6 +142,8 @@ pub enum Event {
         offer: Option<Bytes>,
         /// The caller's number or user part (personal data: never log it).
         caller: Option<String>,
+        /// kald's address the INVITE arrived on (for the SDP answer when no public IP is set).
+        local: SocketAddr,
     },
     /// The ACK for kald's 2xx arrived; `answer` is the SDP answer when kald's 2xx held the offer.
     Confirmed {
@@ -309,6 +311,7 @@ pub struct Endpoint {
     /// INVITE server transaction key → call, for CANCEL and for early-dialog requests.
     outputs: VecDeque<Output>,
     stats: Stats,
+    accepting: bool,
 }
 
 impl Endpoint {
@@ -325,6 +328,20 @@ impl Endpoint {
             dialogs: HashMap::new(),
             outputs: VecDeque::new(),
             stats: Stats::default(),
+            accepting: true,
+        }
+    }
+
+    /// Whether new calls are taken; while shutting down, new INVITEs get 480 with Retry-After.
+    pub fn set_accepting(&mut self, accepting: bool) {
+        self.accepting = accepting;
+    }
+
+    /// End every call (shutdown after the grace period).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.hangup(now, id);
         }
     }
 
@@ -673,6 +690,11 @@ impl Endpoint {
             }
         }
         let ruri = msg.request_uri();
+        if !self.accepting {
+            let b = refuse(480).header(HeaderName::RetryAfter, "60");
+            self.reply(now, flow, key, &msg, b, None);
+            return;
+        }
         let number = match ruri.and_then(|u| u.user) {
             Some(u) => Some(u.to_owned()),
             None => msg.to().ok().and_then(|t| t.uri.user.map(str::to_owned)),
@@ -726,6 +748,7 @@ impl Endpoint {
             trunk: trunk.name.clone(),
             offer,
             caller,
+            local: flow.local,
         }));
     }
 
