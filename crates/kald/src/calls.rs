@@ -44,6 +44,12 @@ pub(crate) struct Prompts {
 }
 
 enum Phase {
+    /// 180 sent; the 200 (with this SDP) goes at `at` (the configured ring time).
+    Ringing {
+        at: Instant,
+        sdp: Bytes,
+        delayed_offer: bool,
+    },
     /// 200 sent with kald's offer; waiting for the answer in the ACK.
     AwaitingAnswer,
     /// Playing the welcome and collecting digits.
@@ -70,6 +76,7 @@ pub(crate) struct Calls {
     public_ip: Option<IpAddr>,
     capacity: usize,
     overload: OverloadAction,
+    ring: Duration,
     calls: HashMap<CallId, CallCtx>,
     legs: HashMap<LegId, CallId>,
     next_leg: u64,
@@ -82,6 +89,7 @@ impl Calls {
         public_ip: Option<IpAddr>,
         capacity: usize,
         overload: OverloadAction,
+        ring: Duration,
     ) -> Self {
         Self {
             media,
@@ -89,6 +97,7 @@ impl Calls {
             public_ip,
             capacity,
             overload,
+            ring,
             calls: HashMap::new(),
             legs: HashMap::new(),
             next_leg: 1,
@@ -111,6 +120,7 @@ impl Calls {
             .values()
             .filter_map(|c| match c.phase {
                 Phase::Collecting { deadline } => deadline,
+                Phase::Ringing { at, .. } => Some(at),
                 _ => None,
             })
             .min()
@@ -126,6 +136,35 @@ impl Calls {
             .collect();
         for call in due {
             self.finish(now, endpoint, call, "silence");
+        }
+        let ringing: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Ringing { at, .. } if at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for call in ringing {
+            self.answer_now(now, endpoint, call);
+        }
+    }
+
+    /// The ring time is over: send the 200 and start the media.
+    fn answer_now(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
+        let Some(ctx) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Phase::Ringing {
+            sdp, delayed_offer, ..
+        } = std::mem::replace(&mut ctx.phase, Phase::AwaitingAnswer)
+        else {
+            return;
+        };
+        endpoint.answer(now, call, sdp);
+        if !delayed_offer {
+            if let Some(n) = ctx.negotiated.take() {
+                self.open(call, n);
+            }
+            self.start_collecting(call);
         }
     }
 
@@ -275,6 +314,18 @@ impl Calls {
                     endpoint.reject(now, call, 488);
                     return;
                 };
+                if !self.ring.is_zero() {
+                    endpoint.ring(now, call, None);
+                    ctx.negotiated = Some(n);
+                    ctx.phase = Phase::Ringing {
+                        at: now + self.ring,
+                        sdp: answer,
+                        delayed_offer: false,
+                    };
+                    self.calls.insert(call, ctx);
+                    self.legs.insert(leg, call);
+                    return;
+                }
                 endpoint.answer(now, call, answer);
                 self.calls.insert(call, ctx);
                 self.legs.insert(leg, call);
@@ -282,8 +333,18 @@ impl Calls {
                 self.start_collecting(call);
             }
             None => {
-                endpoint.answer(now, call, sdp::offer(&ctx.local, Direction::SendRecv));
-                ctx.phase = Phase::AwaitingAnswer;
+                let offer = sdp::offer(&ctx.local, Direction::SendRecv);
+                if self.ring.is_zero() {
+                    endpoint.answer(now, call, offer);
+                    ctx.phase = Phase::AwaitingAnswer;
+                } else {
+                    endpoint.ring(now, call, None);
+                    ctx.phase = Phase::Ringing {
+                        at: now + self.ring,
+                        sdp: offer,
+                        delayed_offer: true,
+                    };
+                }
                 self.calls.insert(call, ctx);
                 self.legs.insert(leg, call);
             }

@@ -25,6 +25,7 @@ pub(crate) struct Config {
     pub(crate) grace: std::time::Duration,
     pub(crate) capacity: usize,
     pub(crate) overload: OverloadAction,
+    pub(crate) ring: std::time::Duration,
 }
 
 /// The file's shape. Unknown keys are errors, so a typo does not silently do nothing.
@@ -40,6 +41,7 @@ pub(crate) struct FileConfig {
     pub(crate) grace_seconds: Option<u64>,
     pub(crate) capacity: Option<usize>,
     pub(crate) overload: Option<OverloadAction>,
+    pub(crate) ring_ms: Option<u64>,
     #[serde(default, rename = "trunk")]
     pub(crate) trunks: Vec<FileTrunk>,
 }
@@ -95,6 +97,9 @@ pub(crate) struct Flags {
     /// What callers above capacity get: prompt, busy (486) or unavailable (480) [default: prompt].
     #[arg(long, value_parser = parse_overload)]
     pub(crate) overload: Option<OverloadAction>,
+    /// Let a call ring this long (180 Ringing) before answering [default: 0].
+    #[arg(long)]
+    pub(crate) ring_ms: Option<u64>,
 }
 
 fn parse_overload(s: &str) -> Result<OverloadAction, String> {
@@ -169,6 +174,7 @@ impl Config {
                 .overload
                 .or(fc.overload)
                 .unwrap_or(OverloadAction::Prompt),
+            ring: std::time::Duration::from_millis(flags.ring_ms.or(fc.ring_ms).unwrap_or(0)),
         })
     }
 }

@@ -18,6 +18,9 @@ struct Cli {
     /// Log level or filter (also RUST_LOG), e.g. `info`, `kald=debug`.
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// Log format: `text` for people, `json` (one object per line) for machines and tests.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,7 +75,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
         let media = media::Media::start(config.media_ports, bind_ip, reports_tx).context("cannot start the media thread")?;
-        let calls = calls::Calls::new(media, prompts, config.public_ip, config.capacity, config.overload);
+        let calls = calls::Calls::new(media, prompts, config.public_ip, config.capacity, config.overload, config.ring);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
