@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::dtmf::{Digit, InbandDetector, Rfc4733Receiver, Rfc4733Sender};
 use crate::g711::Codec;
 use crate::prompt::Prompt;
+use crate::recorder::{Channel, Drain, Frame, Recorder};
 use crate::rtp::{write_packet, RtpView};
 
 /// Samples per 20 ms packet at 8 kHz.
@@ -113,7 +114,13 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// Its length in the caller's buffer.
     pub len: usize,
+    /// When a paced packet was due (the driver measures its lateness); `None` when relayed.
+    pub scheduled: Option<Instant>,
 }
+
+/// A recording's handle, valid until [`Engine::stop_recording`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordingId(u32);
 
 /// What a stream sends when it is not relaying a bridged peer.
 #[derive(Debug, Clone)]
@@ -163,6 +170,8 @@ struct Stream {
     inactive_reported: bool,
     stats: StreamStats,
     generation: u32,
+    /// The recording this stream's received audio goes to, and as which channel.
+    recording: Option<(u32, Channel)>,
 }
 
 /// The media engine. See the module documentation for the run loop.
@@ -174,6 +183,7 @@ pub struct Engine {
     schedule: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     events: VecDeque<MediaEvent>,
     generation: u32,
+    recordings: Vec<Option<Recorder>>,
 }
 
 impl Engine {
@@ -186,6 +196,7 @@ impl Engine {
             schedule: BinaryHeap::with_capacity(capacity * 2),
             events: VecDeque::with_capacity(capacity.max(16)),
             generation: 0,
+            recordings: Vec::new(),
         }
     }
 
@@ -221,6 +232,7 @@ impl Engine {
             inactive_reported: false,
             stats: StreamStats::default(),
             generation: self.generation,
+            recording: None,
         };
         let id = match self.free.pop() {
             Some(i) => {
@@ -372,6 +384,57 @@ impl Engine {
         }
     }
 
+    /// Record two streams as one stereo call: what `citizen` receives on the left channel,
+    /// what `agent` receives on the right, from `now` on. Frames come out of
+    /// [`Engine::poll_recording`].
+    pub fn record(
+        &mut self,
+        now: Instant,
+        citizen: StreamId,
+        agent: StreamId,
+    ) -> Option<RecordingId> {
+        if self.stream(citizen).is_none() || self.stream(agent).is_none() {
+            return None;
+        }
+        let index = match self.recordings.iter().position(Option::is_none) {
+            Some(i) => {
+                self.recordings[i] = Some(Recorder::new(now));
+                i
+            }
+            None => {
+                self.recordings.push(Some(Recorder::new(now)));
+                self.recordings.len() - 1
+            }
+        };
+        let index = u32::try_from(index).ok()?;
+        for (id, channel) in [(citizen, Channel::Citizen), (agent, Channel::Agent)] {
+            if let Some(s) = self.stream_mut(id) {
+                s.recording = Some((index, channel));
+            }
+        }
+        Some(RecordingId(index))
+    }
+
+    /// The next finished 20 ms stereo frame of any recording, if one is due at `now`.
+    pub fn poll_recording(&mut self, now: Instant) -> Option<(RecordingId, Frame)> {
+        self.recordings.iter_mut().enumerate().find_map(|(i, r)| {
+            r.as_mut()?
+                .poll_frame(now)
+                .map(|f| (RecordingId(i as u32), f))
+        })
+    }
+
+    /// Stop a recording at `now` (hang-up or consent withdrawn); the rest of its frames follow.
+    pub fn stop_recording(&mut self, now: Instant, id: RecordingId) -> Option<Drain> {
+        for s in self.streams.iter_mut().flatten() {
+            if s.recording.is_some_and(|(r, _)| r == id.0) {
+                s.recording = None;
+            }
+        }
+        let r = self.recordings.get_mut(id.0 as usize)?.take()?;
+        Some(r.finish(now))
+    }
+
     /// A datagram arrived on stream `id`'s socket from `from`. Returns a packet to relay to
     /// the bridged peer, written into `out`.
     pub fn handle_datagram(
@@ -416,13 +479,29 @@ impl Engine {
         s.last_rx = now;
         s.inactive_reported = false;
         let mut digit = None;
+        let recording = s.recording;
         if is_event {
             digit = s.dtmf_rx.handle(pkt.timestamp, pkt.marker, pkt.payload);
-        } else if let Some(det) = s.inband.as_mut() {
+        } else if s.inband.is_some() || recording.is_some() {
             let mut pcm = [0i16; 480];
             let n = pkt.payload.len().min(pcm.len());
             s.params.codec.decode(&pkt.payload[..n], &mut pcm[..n]);
-            digit = det.push(&pcm[..n]);
+            if let Some(det) = s.inband.as_mut() {
+                digit = det.push(&pcm[..n]);
+            }
+            if let Some((rec, channel)) = recording {
+                if let Some(Some(r)) = self.recordings.get_mut(rec as usize) {
+                    // A packet the recorder refuses (odd length) is only lost from the file.
+                    let _ = r.push(
+                        now,
+                        channel,
+                        pkt.ssrc,
+                        pkt.sequence,
+                        pkt.timestamp,
+                        &pcm[..n],
+                    );
+                }
+            }
         }
         if let Some(digit) = digit {
             self.events
@@ -495,6 +574,7 @@ impl Engine {
             stream: to_id,
             to: dest,
             len,
+            scheduled: None,
         })
     }
 
@@ -524,7 +604,10 @@ impl Engine {
             }
             self.schedule.push(Reverse((next, idx, generation)));
             if let Some(t) = self.tick(id, out) {
-                return Some(t);
+                return Some(Transmit {
+                    scheduled: Some(due),
+                    ..t
+                });
             }
         }
     }
@@ -547,6 +630,7 @@ impl Engine {
                         stream: id,
                         to: dest?,
                         len,
+                        scheduled: None,
                     });
                 }
                 None => s.dtmf_tx = None,
@@ -603,12 +687,20 @@ impl Engine {
             stream: id,
             to: dest,
             len,
+            scheduled: None,
         })
     }
 
-    /// When to call [`Engine::poll_transmit`] next.
+    /// When to call [`Engine::poll_transmit`] (or [`Engine::poll_recording`]) next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.schedule.peek().map(|Reverse((t, _, _))| *t)
+        let paced = self.schedule.peek().map(|Reverse((t, _, _))| *t);
+        let recorded = self
+            .recordings
+            .iter()
+            .flatten()
+            .filter_map(Recorder::poll_timeout)
+            .min();
+        paced.into_iter().chain(recorded).min()
     }
 
     /// The next event, if any.

@@ -289,18 +289,11 @@ fn run(
                 std::thread::sleep(due - now);
             }
         }
-        loop {
-            let now = Instant::now();
-            let Some(due) = engine.poll_timeout() else {
-                break;
-            };
-            if due > now {
-                break;
+        let now = Instant::now();
+        while let Some(t) = engine.poll_transmit(now, &mut out) {
+            if let Some(due) = t.scheduled {
+                stats.record_lateness(now.saturating_duration_since(due));
             }
-            let Some(t) = engine.poll_transmit(now, &mut out) else {
-                continue;
-            };
-            stats.record_lateness(now.saturating_duration_since(due));
             if let Some(leg) = by_stream
                 .get(t.stream.index())
                 .copied()
@@ -311,6 +304,8 @@ fn run(
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
         }
+        // Recording frames: none are started until the recordings issue wires a sink here.
+        while engine.poll_recording(now).is_some() {}
         while let Some(ev) = engine.poll_event() {
             let (stream, report): (StreamId, fn(LegId) -> Report) = match ev {
                 MediaEvent::PromptFinished { stream } => (stream, Report::PromptFinished),

@@ -34,6 +34,7 @@ struct Sim {
     now: Instant,
     sent: Vec<(Duration, Transmit, Vec<u8>)>,
     events: Vec<(Duration, MediaEvent)>,
+    frames: Vec<Frame>,
 }
 
 impl Sim {
@@ -45,6 +46,7 @@ impl Sim {
             now: start,
             sent: vec![],
             events: vec![],
+            frames: vec![],
         }
     }
 
@@ -63,6 +65,9 @@ impl Sim {
             }
             while let Some(e) = self.engine.poll_event() {
                 self.events.push((self.now - self.start, e));
+            }
+            while let Some((_, f)) = self.engine.poll_recording(self.now) {
+                self.frames.push(f);
             }
         }
         self.now = target;
@@ -370,4 +375,75 @@ fn garbage_never_panics_and_is_counted() {
         sim.feed(id, PEER, &pkt);
     }
     assert!(sim.engine.stats(id).unwrap().malformed > 300);
+}
+
+#[test]
+fn a_bridged_call_is_recorded_citizen_left_agent_right_in_time() {
+    let mut sim = Sim::new();
+    let citizen = sim.engine.add(sim.now, params(Codec::Pcma, None), 1, 0, 0);
+    let agent_params = StreamParams {
+        remote: Some("127.0.0.1:40002".parse().unwrap()),
+        ..params(Codec::Pcmu, None)
+    };
+    let agent = sim.engine.add(sim.now, agent_params, 2, 0, 0);
+    sim.engine.bridge(citizen, agent, None);
+    let rec = sim.engine.record(sim.now, citizen, agent).unwrap();
+    // The citizen talks (a 500 Hz tone) from 0 s; the agent (1 kHz) from 1 s; 3 s in all,
+    // with every 7th citizen packet lost.
+    let tone_at = |f: f32, n: usize| -> Vec<i16> {
+        (0..160)
+            .map(|i| {
+                ((2.0 * std::f32::consts::PI * f * (n * 160 + i) as f32 / 8000.0).sin() * 8000.0)
+                    as i16
+            })
+            .collect()
+    };
+    for n in 0..150u16 {
+        sim.run_until(Duration::from_millis(20 * u64::from(n)));
+        if n % 7 != 3 {
+            sim.feed(
+                citizen,
+                PEER,
+                &audio(
+                    Codec::Pcma,
+                    n,
+                    160 * u32::from(n),
+                    &tone_at(500.0, usize::from(n)),
+                ),
+            );
+        }
+        if n >= 50 {
+            sim.feed(
+                agent,
+                "127.0.0.1:40002",
+                &audio(
+                    Codec::Pcmu,
+                    n,
+                    7000 + 160 * u32::from(n),
+                    &tone_at(1000.0, usize::from(n)),
+                ),
+            );
+        }
+    }
+    sim.run_until(Duration::from_millis(3000));
+    let rest: Vec<_> = sim.engine.stop_recording(sim.now, rec).unwrap().collect();
+    let frames: Vec<_> = sim.frames.iter().chain(rest.iter()).collect();
+    let energy =
+        |f: &Frame, c: Channel| f.channel(c).map(|s| i64::from(s).abs()).sum::<i64>() / 160;
+    let first_loud = |c: Channel| frames.iter().position(|f| energy(f, c) > 1000).unwrap();
+    let (left, right) = (first_loud(Channel::Citizen), first_loud(Channel::Agent));
+    assert!(
+        left <= 4,
+        "the citizen is heard from the start (frame {left})"
+    );
+    assert!(
+        (right as i64 - left as i64 - 50).abs() <= 1,
+        "the agent starts 1 s (50 frames) later: {left} vs {right}"
+    );
+    assert!(
+        frames.len() >= 149 && frames.len() <= 156,
+        "about 3 s of audio: {} frames",
+        frames.len()
+    );
+    assert!(sim.engine.poll_recording(sim.now).is_none());
 }
