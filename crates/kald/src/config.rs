@@ -100,6 +100,10 @@ pub(crate) struct Flags {
     /// Let a call ring this long (180 Ringing) before answering [default: 0].
     #[arg(long)]
     pub(crate) ring_ms: Option<u64>,
+    /// Pin the wall clock (opening hours) to this time, from which it runs on; for tests and
+    /// demos, e.g. `2026-11-23T09:15` (Copenhagen time).
+    #[arg(long)]
+    pub(crate) now: Option<String>,
 }
 
 fn parse_overload(s: &str) -> Result<OverloadAction, String> {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod calls;
+mod clock;
 mod config;
 mod media;
 mod sip;
@@ -34,10 +35,20 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if cli.log_format == "json" {
+        // One object per line; the event's fields (`message`, `call`, …) at the top level,
+        // the fields of the span it happened in under `span`.
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.init();
+    }
     let result = match cli.command {
         Command::Serve(flags) => serve(&flags),
     };
@@ -52,6 +63,7 @@ fn main() -> std::process::ExitCode {
 
 fn serve(flags: &config::Flags) -> anyhow::Result<()> {
     let config = config::Config::load(flags)?;
+    let clock = clock::Clock::new(flags.now.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,6 +83,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         for t in &config.trunks {
             tracing::info!(trunk = %t.name, networks = t.networks.len(), numbers = t.numbers.len(), "trunk loaded");
         }
+        tracing::info!(now = %clock.now(), pinned = clock.is_pinned(), "wall clock");
         let prompts = load_prompts(&config.flows)?;
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
