@@ -291,6 +291,60 @@ struct ClientEntry {
     purpose: Purpose,
 }
 
+/// Forwards to whichever server machine it holds.
+macro_rules! forward {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            Self::Invite($t) => $e,
+            Self::NonInvite($t) => $e,
+        }
+    };
+}
+
+impl ServerTx {
+    fn state(&self) -> State {
+        forward!(self, t => t.state())
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        forward!(self, t => t.poll_timeout())
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        forward!(self, t => t.handle_timeout(now))
+    }
+    fn handle_request(&mut self, now: Instant, msg: &Message) {
+        forward!(self, t => t.handle_request(now, msg))
+    }
+    fn send_response(
+        &mut self,
+        now: Instant,
+        resp: &Message,
+        bytes: Bytes,
+    ) -> Result<(), crate::transaction::TransactionError> {
+        forward!(self, t => t.send_response(now, resp, bytes))
+    }
+    fn poll_output(&mut self) -> Option<TxOutput> {
+        forward!(self, t => t.poll_output())
+    }
+}
+
+impl ClientTx {
+    fn state(&self) -> State {
+        forward!(self, t => t.state())
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        forward!(self, t => t.poll_timeout())
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        forward!(self, t => t.handle_timeout(now))
+    }
+    fn handle_response(&mut self, now: Instant, msg: &Message) {
+        forward!(self, t => t.handle_response(now, msg))
+    }
+    fn poll_output(&mut self) -> Option<TxOutput> {
+        forward!(self, t => t.poll_output())
+    }
+}
+
 /// Key of a dialog: Call-ID, local tag, remote tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DialogKey {
@@ -377,13 +431,25 @@ impl Endpoint {
 
     /// The kind and state of every live transaction, for diagnostics and tests.
     pub fn transaction_states(&self) -> Vec<(&'static str, State)> {
-        let s = self.server.values().map(|e| match &e.tx {
-            ServerTx::Invite(t) => ("server INVITE", t.state()),
-            ServerTx::NonInvite(t) => ("server non-INVITE", t.state()),
+        let s = self.server.values().map(|e| {
+            (
+                if matches!(e.tx, ServerTx::Invite(_)) {
+                    "server INVITE"
+                } else {
+                    "server non-INVITE"
+                },
+                e.tx.state(),
+            )
         });
-        let c = self.client.values().map(|e| match &e.tx {
-            ClientTx::Invite(t) => ("client INVITE", t.state()),
-            ClientTx::NonInvite(t) => ("client non-INVITE", t.state()),
+        let c = self.client.values().map(|e| {
+            (
+                if matches!(e.tx, ClientTx::Invite(_)) {
+                    "client INVITE"
+                } else {
+                    "client non-INVITE"
+                },
+                e.tx.state(),
+            )
         });
         s.chain(c).collect()
     }
@@ -413,14 +479,8 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let s = self.server.values().filter_map(|e| match &e.tx {
-            ServerTx::Invite(t) => t.poll_timeout(),
-            ServerTx::NonInvite(t) => t.poll_timeout(),
-        });
-        let c = self.client.values().filter_map(|e| match &e.tx {
-            ClientTx::Invite(t) => t.poll_timeout(),
-            ClientTx::NonInvite(t) => t.poll_timeout(),
-        });
+        let s = self.server.values().filter_map(|e| e.tx.poll_timeout());
+        let c = self.client.values().filter_map(|e| e.tx.poll_timeout());
         let d = self.calls.values().filter_map(Call::poll_timeout);
         s.chain(c).chain(d).min()
     }
@@ -431,20 +491,14 @@ impl Endpoint {
             .server
             .iter()
             .filter(|(_, e)| {
-                let t = match &e.tx {
-                    ServerTx::Invite(t) => t.poll_timeout(),
-                    ServerTx::NonInvite(t) => t.poll_timeout(),
-                };
+                let t = e.tx.poll_timeout();
                 t.is_some_and(|t| t <= now)
             })
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
             if let Some(e) = self.server.get_mut(&key) {
-                match &mut e.tx {
-                    ServerTx::Invite(t) => t.handle_timeout(now),
-                    ServerTx::NonInvite(t) => t.handle_timeout(now),
-                }
+                e.tx.handle_timeout(now)
             }
             self.drain_server(&key);
         }
@@ -452,20 +506,14 @@ impl Endpoint {
             .client
             .iter()
             .filter(|(_, e)| {
-                let t = match &e.tx {
-                    ClientTx::Invite(t) => t.poll_timeout(),
-                    ClientTx::NonInvite(t) => t.poll_timeout(),
-                };
+                let t = e.tx.poll_timeout();
                 t.is_some_and(|t| t <= now)
             })
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
             if let Some(e) = self.client.get_mut(&key) {
-                match &mut e.tx {
-                    ClientTx::Invite(t) => t.handle_timeout(now),
-                    ClientTx::NonInvite(t) => t.handle_timeout(now),
-                }
+                e.tx.handle_timeout(now)
             }
             self.drain_client(now, &key);
         }
@@ -565,10 +613,7 @@ impl Endpoint {
         }
         if let Some(entry) = self.server.get_mut(&key) {
             self.stats.retransmissions += 1;
-            match &mut entry.tx {
-                ServerTx::Invite(t) => t.handle_request(now, &msg),
-                ServerTx::NonInvite(t) => t.handle_request(now, &msg),
-            }
+            entry.tx.handle_request(now, &msg);
             self.drain_server(&key);
             return;
         }
@@ -950,10 +995,7 @@ impl Endpoint {
             self.stray_response(now, msg);
             return;
         };
-        match &mut entry.tx {
-            ClientTx::Invite(t) => t.handle_response(now, &msg),
-            ClientTx::NonInvite(t) => t.handle_response(now, &msg),
-        }
+        entry.tx.handle_response(now, &msg);
         self.drain_client(now, &key);
     }
 
@@ -1033,10 +1075,7 @@ impl Endpoint {
         let Some(entry) = self.server.get_mut(key) else {
             return;
         };
-        let sent = match &mut entry.tx {
-            ServerTx::Invite(t) => t.send_response(now, resp, bytes),
-            ServerTx::NonInvite(t) => t.send_response(now, resp, bytes),
-        };
+        let sent = entry.tx.send_response(now, resp, bytes);
         if let Err(e) = sent {
             tracing::debug!(error = %e, "transaction refused a response");
         }
@@ -1050,10 +1089,7 @@ impl Endpoint {
         let flow = entry.flow;
         let mut terminated = false;
         loop {
-            let out = match &mut entry.tx {
-                ServerTx::Invite(t) => t.poll_output(),
-                ServerTx::NonInvite(t) => t.poll_output(),
-            };
+            let out = entry.tx.poll_output();
             match out {
                 None => break,
                 Some(TxOutput::Transmit(data)) => self
@@ -1081,10 +1117,7 @@ impl Endpoint {
             let flow = entry.flow;
             let call = entry.call;
             let purpose = entry.purpose;
-            let out = match &mut entry.tx {
-                ClientTx::Invite(t) => t.poll_output(),
-                ClientTx::NonInvite(t) => t.poll_output(),
-            };
+            let out = entry.tx.poll_output();
             match out {
                 None => break,
                 Some(TxOutput::Transmit(data)) => self
@@ -1176,14 +1209,11 @@ impl Endpoint {
     fn end_call(&mut self, id: CallId, reason: EndReason) {
         // Transactions of the call that wait for the TU's final answer would wait forever.
         self.server.retain(|_, e| {
-            let waiting = match &e.tx {
-                ServerTx::Invite(t) => matches!(t.state(), State::Proceeding),
-                ServerTx::NonInvite(t) => matches!(t.state(), State::Trying | State::Proceeding),
-            };
+            let waiting = matches!(e.tx.state(), State::Trying | State::Proceeding);
             !(e.call == Some(id) && waiting)
         });
         self.client.retain(|_, e| {
-            let ringing = matches!(&e.tx, ClientTx::Invite(t) if t.state() == State::Proceeding);
+            let ringing = matches!(e.tx, ClientTx::Invite(_)) && e.tx.state() == State::Proceeding;
             !(e.call == Some(id) && ringing)
         });
         if let Some(call) = self.calls.remove(&id) {
