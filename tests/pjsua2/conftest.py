@@ -134,7 +134,11 @@ class Kald:
             args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
-        self.wait_for("kald listening", 15)
+        try:
+            self.wait_for("kald listening", 15)
+        except BaseException:
+            self.stop()
+            raise
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

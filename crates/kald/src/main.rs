@@ -4,6 +4,7 @@
 mod calls;
 mod clock;
 mod config;
+mod flow_cli;
 mod media;
 mod sip;
 
@@ -30,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the server: SIP on UDP and TCP, the IVR flows, the queues.
     Serve(config::Flags),
+    /// Check, simulate or draw IVR flow files.
+    #[command(subcommand)]
+    Flow(flow_cli::FlowCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,10 +54,12 @@ fn main() -> std::process::ExitCode {
         fmt.init();
     }
     let result = match cli.command {
-        Command::Serve(flags) => serve(&flags),
+        Command::Serve(flags) => serve(&flags).map(|()| true),
+        Command::Flow(cmd) => flow_cli::run(cmd),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
             eprintln!("kald: {e:#}");
             std::process::ExitCode::FAILURE
