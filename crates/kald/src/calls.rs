@@ -1,27 +1,31 @@
-//! The call handling (the SIP endpoint's transaction user) until the IVR flow engine exists:
-//! answer, play the Danish welcome, collect digits until `#` or 5 s of silence, log how many
-//! digits arrived (never the digits), hang up.
+//! The call handling (the SIP endpoint's transaction user): each call runs the IVR flow of
+//! its entry point.
 //!
-//! It negotiates SDP, asks the media thread for a stream per call, and turns SIP INFO and
-//! RTP digits into one count. Above the configured capacity new callers hear "all lines are
-//! busy" or get 486/480, and calls already up keep their audio.
+//! It negotiates SDP, asks the media thread for a stream per call, feeds the flow's
+//! interpreter (`kald-ivr`) with answer, digits (RFC 4733, in-band or SIP INFO), prompt ends
+//! and timers, and carries out what the flow asks: play prompts, queue (hold music until the
+//! ACD takes the call), hang up. The outcome (path, consent, whether a CPR was accepted,
+//! topic, queue) is logged when the call ends; the CPR itself and typed digits never are.
+//! Above the configured capacity new callers hear "all lines are busy" or get 486/480, and
+//! calls already up keep their audio.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kald_core::CallId;
+use kald_ivr::{Action, Input, Interpreter};
 use kald_media::dtmf::{self, Digit};
 use kald_media::engine::StreamParams;
 use kald_media::prompt::Prompt;
 use kald_media::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use kald_sip::endpoint::{EndReason, Endpoint, Event};
 
+use crate::clock::Clock;
+use crate::flows::Flows;
 use crate::media::{Command, LegId, Media, Report};
-
-/// How long the caller may stay silent before kald stops collecting digits.
-const DIGIT_SILENCE: Duration = Duration::from_secs(5);
 
 /// What a caller above capacity gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -35,14 +39,6 @@ pub(crate) enum OverloadAction {
     Unavailable,
 }
 
-/// The prompts the minimal call driver plays.
-#[derive(Clone)]
-pub(crate) struct Prompts {
-    pub(crate) welcome: Prompt,
-    pub(crate) goodbye: Prompt,
-    pub(crate) busy: Prompt,
-}
-
 enum Phase {
     /// 180 sent; the 200 (with this SDP) goes at `at` (the configured ring time).
     Ringing {
@@ -52,9 +48,9 @@ enum Phase {
     },
     /// 200 sent with kald's offer; waiting for the answer in the ACK.
     AwaitingAnswer,
-    /// Playing the welcome and collecting digits.
-    Collecting { deadline: Option<Instant> },
-    /// Playing "all lines are busy" or goodbye; hang up when it ends.
+    /// The flow runs.
+    InFlow,
+    /// Playing "all lines are busy"; hang up when it ends.
     Closing,
 }
 
@@ -63,16 +59,18 @@ struct CallCtx {
     local: LocalMedia,
     negotiated: Option<Negotiated>,
     phase: Phase,
-    digits: usize,
     opened: bool,
     overload: bool,
     sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
+    ivr: Interpreter,
+    entry_point: String,
 }
 
-/// Tracks calls and drives their media.
+/// Tracks calls, runs their flows and drives their media.
 pub(crate) struct Calls {
     media: Media,
-    prompts: Prompts,
+    flows: Flows,
+    clock: Clock,
     public_ip: Option<IpAddr>,
     capacity: usize,
     overload: OverloadAction,
@@ -82,22 +80,24 @@ pub(crate) struct Calls {
     next_leg: u64,
 }
 
+/// Settings of the call handling.
+pub(crate) struct CallSettings {
+    pub(crate) public_ip: Option<IpAddr>,
+    pub(crate) capacity: usize,
+    pub(crate) overload: OverloadAction,
+    pub(crate) ring: Duration,
+}
+
 impl Calls {
-    pub(crate) fn new(
-        media: Media,
-        prompts: Prompts,
-        public_ip: Option<IpAddr>,
-        capacity: usize,
-        overload: OverloadAction,
-        ring: Duration,
-    ) -> Self {
+    pub(crate) fn new(media: Media, flows: Flows, clock: Clock, settings: CallSettings) -> Self {
         Self {
             media,
-            prompts,
-            public_ip,
-            capacity,
-            overload,
-            ring,
+            flows,
+            clock,
+            public_ip: settings.public_ip,
+            capacity: settings.capacity,
+            overload: settings.overload,
+            ring: settings.ring,
             calls: HashMap::new(),
             legs: HashMap::new(),
             next_leg: 1,
@@ -114,57 +114,46 @@ impl Calls {
         self.calls.len()
     }
 
+    /// Pick up changed flow files (calls in progress keep the version they started with).
+    pub(crate) fn reload_flows(&mut self) {
+        self.flows.reload_if_changed();
+    }
+
     /// When [`Calls::handle_timeout`] must run next.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.calls
             .values()
             .filter_map(|c| match c.phase {
-                Phase::Collecting { deadline } => deadline,
                 Phase::Ringing { at, .. } => Some(at),
+                Phase::InFlow => c.ivr.poll_timeout(),
                 _ => None,
             })
             .min()
     }
 
-    /// Digit collection that went silent: log the count and hang up.
+    /// Ring times that are over, and the flows' timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
         let due: Vec<CallId> = self
             .calls
             .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Collecting { deadline: Some(d) } if d <= now))
+            .filter(|(_, c)| match c.phase {
+                Phase::Ringing { at, .. } => at <= now,
+                Phase::InFlow => c.ivr.poll_timeout().is_some_and(|t| t <= now),
+                _ => false,
+            })
             .map(|(id, _)| *id)
             .collect();
+        let wall = self.clock.now();
         for call in due {
-            self.finish(now, endpoint, call, "silence");
-        }
-        let ringing: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Ringing { at, .. } if at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for call in ringing {
-            self.answer_now(now, endpoint, call);
-        }
-    }
-
-    /// The ring time is over: send the 200 and start the media.
-    fn answer_now(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
-        let Some(ctx) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let Phase::Ringing {
-            sdp, delayed_offer, ..
-        } = std::mem::replace(&mut ctx.phase, Phase::AwaitingAnswer)
-        else {
-            return;
-        };
-        endpoint.answer(now, call, sdp);
-        if !delayed_offer {
-            if let Some(n) = ctx.negotiated.take() {
-                self.open(call, n);
+            let Some(ctx) = self.calls.get_mut(&call) else {
+                continue;
+            };
+            if matches!(ctx.phase, Phase::Ringing { .. }) {
+                self.answer_now(now, endpoint, call);
+            } else {
+                ctx.ivr.handle_timeout(now, &wall);
+                self.run_actions(now, endpoint, call);
             }
-            self.start_collecting(call);
         }
     }
 
@@ -182,7 +171,7 @@ impl Calls {
                 let span = tracing::info_span!("call", call = %call);
                 let _g = span.enter();
                 tracing::info!(%entry_point, %trunk, delayed_offer = offer.is_none(), "incoming call");
-                self.incoming(now, endpoint, call, offer, local);
+                self.incoming(now, endpoint, call, &entry_point, offer, local);
             }
             Event::Confirmed { call, answer } => {
                 let Some(ctx) = self.calls.get_mut(&call) else {
@@ -198,7 +187,7 @@ impl Calls {
                 match negotiated {
                     Some(n) => {
                         self.open(call, n);
-                        self.start_collecting(call);
+                        self.start_flow(now, endpoint, call);
                     }
                     None => {
                         tracing::info!(call = %call, "no usable SDP answer in the ACK; hanging up");
@@ -216,7 +205,7 @@ impl Calls {
                     self.digit(now, endpoint, call, d);
                 }
             }
-            Event::Ended { call, reason } => self.ended(call, reason),
+            Event::Ended { call, reason } => self.ended(now, call, reason),
             _ => {}
         }
     }
@@ -237,10 +226,10 @@ impl Calls {
                     return;
                 };
                 match ctx.phase {
-                    Phase::Collecting { deadline: None } => {
-                        ctx.phase = Phase::Collecting {
-                            deadline: Some(now + DIGIT_SILENCE),
-                        };
+                    Phase::InFlow => {
+                        let wall = self.clock.now();
+                        ctx.ivr.handle(now, &wall, Input::PromptFinished);
+                        self.run_actions(now, endpoint, call);
                     }
                     Phase::Closing => endpoint.hangup(now, call),
                     _ => {}
@@ -260,9 +249,15 @@ impl Calls {
         now: Instant,
         endpoint: &mut Endpoint,
         call: CallId,
+        entry_point: &str,
         offer: Option<Bytes>,
         local: SocketAddr,
     ) {
+        let Some(flow) = self.flows.get(entry_point) else {
+            tracing::error!(%entry_point, "no flow for this entry point; refusing the call");
+            endpoint.reject(now, call, 480);
+            return;
+        };
         let overloaded = self.calls.len() >= self.capacity;
         if overloaded && self.overload != OverloadAction::Prompt {
             let code = if self.overload == OverloadAction::Busy {
@@ -289,66 +284,81 @@ impl Calls {
         let ip = self.public_ip.unwrap_or(local.ip());
         let leg = LegId(self.next_leg);
         self.next_leg += 1;
-        let local_media = LocalMedia::new(ip, port, leg.0, 1);
         let mut ctx = CallCtx {
             leg,
-            local: local_media,
+            local: LocalMedia::new(ip, port, leg.0, 1),
             negotiated: None,
             phase: Phase::AwaitingAnswer,
-            digits: 0,
             opened: false,
             overload: overloaded,
             sockets: Some((rtp, rtcp)),
+            ivr: Interpreter::new(Arc::clone(&flow)),
+            entry_point: entry_point.to_owned(),
         };
-        match offer {
+        let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
                 let negotiated = SessionDescription::parse(&offer)
                     .map_err(|_| ())
                     .and_then(|o| sdp::answer(&o, &ctx.local).map_err(|_| ()));
-                let Ok(n) = negotiated else {
+                let Some((n, answer)) = negotiated.ok().and_then(|n| {
+                    let a = n.answer.as_ref()?.bytes.clone();
+                    Some((n, a))
+                }) else {
                     tracing::info!("no common codec in the offer; 488");
                     endpoint.reject(now, call, 488);
                     return;
                 };
-                let Some(answer) = n.answer.as_ref().map(|a| a.bytes.clone()) else {
-                    endpoint.reject(now, call, 488);
-                    return;
-                };
-                if !self.ring.is_zero() {
-                    endpoint.ring(now, call, None);
-                    ctx.negotiated = Some(n);
-                    ctx.phase = Phase::Ringing {
-                        at: now + self.ring,
-                        sdp: answer,
-                        delayed_offer: false,
-                    };
-                    self.calls.insert(call, ctx);
-                    self.legs.insert(leg, call);
-                    return;
-                }
-                endpoint.answer(now, call, answer);
-                self.calls.insert(call, ctx);
-                self.legs.insert(leg, call);
-                self.open(call, n);
-                self.start_collecting(call);
+                ctx.negotiated = Some(n);
+                (answer, false)
             }
-            None => {
-                let offer = sdp::offer(&ctx.local, Direction::SendRecv);
-                if self.ring.is_zero() {
-                    endpoint.answer(now, call, offer);
-                    ctx.phase = Phase::AwaitingAnswer;
-                } else {
-                    endpoint.ring(now, call, None);
-                    ctx.phase = Phase::Ringing {
-                        at: now + self.ring,
-                        sdp: offer,
-                        delayed_offer: true,
-                    };
-                }
-                self.calls.insert(call, ctx);
-                self.legs.insert(leg, call);
+            None => (sdp::offer(&ctx.local, Direction::SendRecv), true),
+        };
+        self.calls.insert(call, ctx);
+        self.legs.insert(leg, call);
+        if self.ring.is_zero() {
+            self.answer_with(now, endpoint, call, sdp_out, delayed_offer);
+        } else {
+            endpoint.ring(now, call, None);
+            if let Some(ctx) = self.calls.get_mut(&call) {
+                ctx.phase = Phase::Ringing {
+                    at: now + self.ring,
+                    sdp: sdp_out,
+                    delayed_offer,
+                };
             }
         }
+    }
+
+    /// The ring time is over: send the 200 and start the media.
+    fn answer_now(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
+        let Some(ctx) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Phase::Ringing {
+            sdp, delayed_offer, ..
+        } = std::mem::replace(&mut ctx.phase, Phase::AwaitingAnswer)
+        else {
+            return;
+        };
+        self.answer_with(now, endpoint, call, sdp, delayed_offer);
+    }
+
+    fn answer_with(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        call: CallId,
+        sdp: Bytes,
+        delayed_offer: bool,
+    ) {
+        endpoint.answer(now, call, sdp);
+        if delayed_offer {
+            return;
+        }
+        if let Some(n) = self.calls.get_mut(&call).and_then(|c| c.negotiated.take()) {
+            self.open(call, n);
+        }
+        self.start_flow(now, endpoint, call);
     }
 
     /// Hand the negotiated stream to the media thread.
@@ -376,57 +386,100 @@ impl Calls {
         }
     }
 
-    fn start_collecting(&mut self, call: CallId) {
+    fn start_flow(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
         let Some(ctx) = self.calls.get_mut(&call) else {
             return;
         };
         if ctx.overload {
             ctx.phase = Phase::Closing;
-            self.media.send(Command::Play {
-                leg: ctx.leg,
-                prompt: self.prompts.busy.clone(),
-                looped: false,
-            });
+            if let Some(busy) = self.flows.prompt("all-lines-busy") {
+                self.media.send(Command::Play {
+                    leg: ctx.leg,
+                    prompt: busy,
+                    looped: false,
+                });
+            } else {
+                endpoint.hangup(now, call);
+            }
             return;
         }
-        // Digits may come during the welcome (barge-in); silence counts from its end.
-        ctx.phase = Phase::Collecting { deadline: None };
-        self.media.send(Command::Play {
-            leg: ctx.leg,
-            prompt: self.prompts.welcome.clone(),
-            looped: false,
-        });
+        ctx.phase = Phase::InFlow;
+        let wall = self.clock.now();
+        ctx.ivr.handle(now, &wall, Input::Answered);
+        self.run_actions(now, endpoint, call);
+    }
+
+    /// Carry out everything the call's flow asks for.
+    fn run_actions(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
+        // A bounded loop: a play with no audio is finished at once and may lead to more.
+        for _ in 0..64 {
+            let Some(ctx) = self.calls.get_mut(&call) else {
+                return;
+            };
+            let Some(action) = ctx.ivr.poll_action() else {
+                return;
+            };
+            let leg = ctx.leg;
+            match action {
+                Action::Play { prompts, .. } => match concat(&self.flows, &prompts) {
+                    Some(prompt) => self.media.send(Command::Play {
+                        leg,
+                        prompt,
+                        looped: false,
+                    }),
+                    None => {
+                        let wall = self.clock.now();
+                        ctx.ivr.handle(now, &wall, Input::PromptFinished);
+                    }
+                },
+                Action::StopPlayback | Action::LeaveQueue | Action::StopRecording => {
+                    self.media.send(Command::Stop { leg });
+                }
+                Action::Enqueue {
+                    queue,
+                    topic,
+                    hold_music,
+                    priority,
+                    ..
+                } => {
+                    tracing::info!(call = %call, %queue, %topic, priority, "call queued (hold music until an agent is free)");
+                    let music = hold_music
+                        .as_deref()
+                        .and_then(|m| self.flows.prompt(m))
+                        .or_else(|| self.flows.prompt("hold-music"));
+                    if let Some(prompt) = music {
+                        self.media.send(Command::Play {
+                            leg,
+                            prompt,
+                            looped: true,
+                        });
+                    }
+                }
+                Action::Transfer { .. } => {
+                    // Transfers need the outbound legs of the queues issue; until then: end.
+                    tracing::warn!(call = %call, "transfer is not available yet; ending the call");
+                    endpoint.hangup(now, call);
+                }
+                Action::RecordMessage { team, .. } => {
+                    tracing::warn!(call = %call, %team, "voice messages are not stored yet (recordings issue)");
+                }
+                Action::Hangup => endpoint.hangup(now, call),
+                _ => {}
+            }
+        }
+        tracing::warn!(call = %call, "the flow asked for more than 64 actions at once; stopping here");
     }
 
     fn digit(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId, d: Digit) {
         let Some(ctx) = self.calls.get_mut(&call) else {
             return;
         };
-        if !matches!(ctx.phase, Phase::Collecting { .. }) {
+        if !matches!(ctx.phase, Phase::InFlow) {
             return;
         }
-        if d.as_char() == '#' {
-            self.finish(now, endpoint, call, "#");
-            return;
-        }
-        ctx.digits += 1;
-        ctx.phase = Phase::Collecting {
-            deadline: Some(now + DIGIT_SILENCE),
-        };
-    }
-
-    /// Digit collection is over: log the count (never the digits), say goodbye, hang up.
-    fn finish(&mut self, _now: Instant, _endpoint: &mut Endpoint, call: CallId, by: &str) {
-        let Some(ctx) = self.calls.get_mut(&call) else {
-            return;
-        };
-        tracing::info!(call = %call, digits = ctx.digits, ended_by = by, "digits collected");
-        ctx.phase = Phase::Closing;
-        self.media.send(Command::Play {
-            leg: ctx.leg,
-            prompt: self.prompts.goodbye.clone(),
-            looped: false,
-        });
+        let wall = self.clock.now();
+        ctx.ivr.handle(now, &wall, Input::Digit(d.as_char()));
+        self.run_actions(now, endpoint, call);
     }
 
     fn reoffer(
@@ -463,20 +516,60 @@ impl Calls {
         }
     }
 
-    fn ended(&mut self, call: CallId, reason: EndReason) {
-        let Some(ctx) = self.calls.remove(&call) else {
+    fn ended(&mut self, now: Instant, call: CallId, reason: EndReason) {
+        let Some(mut ctx) = self.calls.remove(&call) else {
             return;
         };
         self.legs.remove(&ctx.leg);
         if ctx.opened {
             self.media.send(Command::Close { leg: ctx.leg });
         }
-        tracing::info!(call = %call, ?reason, digits = ctx.digits, "call ended");
+        if !ctx.ivr.is_finished() {
+            let wall = self.clock.now();
+            ctx.ivr.handle(now, &wall, Input::Hangup);
+        }
+        let o = ctx.ivr.outcome();
+        // Field values can be anything a caller typed: only their lengths are logged.
+        let fields: Vec<String> = o
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", v.chars().count()))
+            .collect();
+        tracing::info!(
+            call = %call,
+            ?reason,
+            entry_point = %ctx.entry_point,
+            path = %o.path.join(">"),
+            consent = ?o.consent,
+            cpr_accepted = o.cpr.is_some(),
+            cpr_attempts = o.cpr_attempts,
+            topic = o.topic.as_deref().unwrap_or("-"),
+            queue = o.queue.as_deref().unwrap_or("-"),
+            ended_by = ?o.ended_by,
+            field_lengths = %fields.join(","),
+            "call ended"
+        );
     }
 
     /// Stop the media thread.
     pub(crate) fn shutdown(&mut self) {
         self.media.shutdown();
+    }
+}
+
+/// The prompts of one play action as one prompt; `None` if none of them has audio.
+fn concat(flows: &Flows, names: &[String]) -> Option<Prompt> {
+    let parts: Vec<Prompt> = names.iter().filter_map(|n| flows.prompt(n)).collect();
+    match parts.len() {
+        0 => None,
+        1 => parts.into_iter().next(),
+        _ => {
+            let samples: Vec<i16> = parts
+                .iter()
+                .flat_map(|p| p.samples().iter().copied())
+                .collect();
+            Some(Prompt::from_samples(samples))
+        }
     }
 }
 

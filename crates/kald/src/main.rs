@@ -5,6 +5,7 @@ mod calls;
 mod clock;
 mod config;
 mod flow_cli;
+mod flows;
 mod media;
 mod sip;
 
@@ -90,11 +91,17 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             tracing::info!(trunk = %t.name, networks = t.networks.len(), numbers = t.numbers.len(), "trunk loaded");
         }
         tracing::info!(now = %clock.now(), pinned = clock.is_pinned(), "wall clock");
-        let prompts = load_prompts(&config.flows)?;
+        let flows = flows::Flows::load(&config.flows)?;
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
         let media = media::Media::start(config.media_ports, bind_ip, reports_tx).context("cannot start the media thread")?;
-        let calls = calls::Calls::new(media, prompts, config.public_ip, config.capacity, config.overload, config.ring);
+        let settings = calls::CallSettings {
+            public_ip: config.public_ip,
+            capacity: config.capacity,
+            overload: config.overload,
+            ring: config.ring,
+        };
+        let calls = calls::Calls::new(media, flows, clock.clone(), settings);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -103,27 +110,6 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             stop.cancel();
         });
         sip::run(config, sockets, calls, reports, shutdown).await
-    })
-}
-
-/// Load the prompts the call driver plays, naming the file that fails.
-fn load_prompts(flows: &std::path::Path) -> anyhow::Result<calls::Prompts> {
-    let dir = flows.join("prompts");
-    let load = |name: &str| -> anyhow::Result<kald_media::prompt::Prompt> {
-        let path = dir.join(format!("{name}.wav"));
-        let p = kald_media::prompt::load(&path)
-            .with_context(|| format!("cannot load prompt {}", path.display()))?;
-        tracing::info!(
-            prompt = name,
-            seconds = p.duration().as_secs_f32(),
-            "prompt loaded"
-        );
-        Ok(p)
-    };
-    Ok(calls::Prompts {
-        welcome: load("welcome")?,
-        goodbye: load("goodbye")?,
-        busy: load("all-lines-busy")?,
     })
 }
 

@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use kald_sip::endpoint::{ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, Transport};
+use kald_sip::endpoint::{
+    ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, TransactionState, Transport,
+};
 use kald_sip::framing::{Frame, StreamFramer};
 
 use crate::calls::Calls;
@@ -70,6 +72,7 @@ pub(crate) async fn run(
     });
     let mut draining: Option<Instant> = None;
     let mut stats_at = Instant::now() + std::time::Duration::from_secs(10);
+    let mut reload_at = Instant::now() + std::time::Duration::from_secs(2);
     let (events_tx, mut events) = mpsc::channel::<TcpEvent>(1024);
     let mut writers: HashMap<ConnectionId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut locals = LocalAddrs::new(bound);
@@ -104,7 +107,7 @@ pub(crate) async fn run(
                     let id = ConnectionId(next_conn);
                     next_conn += 1;
                     let local = stream.local_addr().unwrap_or(bound);
-                    tokio::spawn(connection(stream, Flow { transport: Transport::Tcp, remote, local, connection: Some(id) }, events_tx.clone(), shutdown.clone()));
+                    tokio::spawn(connection(stream, Flow { transport: Transport::Tcp, remote, local, connection: Some(id) }, events_tx.clone()));
                 }
             }
             Some(ev) = events.recv() => match ev {
@@ -140,6 +143,10 @@ pub(crate) async fn run(
             }
         }
         let now = Instant::now();
+        if now >= reload_at {
+            reload_at = now + std::time::Duration::from_secs(2);
+            calls.reload_flows();
+        }
         if now >= stats_at {
             stats_at = now + std::time::Duration::from_secs(10);
             let m = calls.media_stats();
@@ -163,36 +170,38 @@ pub(crate) async fn run(
                     "grace period over; ending calls"
                 );
                 endpoint.hangup_all(now);
-                // Give the BYEs a moment to leave and be answered.
+                // Give the BYEs a moment to leave and be answered (over UDP or TCP); the
+                // call handling logs each call's end.
                 let stop = now + std::time::Duration::from_secs(2);
-                while let Some(out) = endpoint.poll_output() {
-                    if let Output::Transmit(t) = out {
-                        if t.flow.connection.is_none() {
-                            let _ = udp.send_to(&t.data, t.flow.remote).await;
-                        } else if let Some(w) = t.flow.connection.and_then(|id| writers.get(&id)) {
-                            let _ = w.try_send(t.data);
-                        }
-                    }
-                }
+                flush(&mut endpoint, &mut calls, &udp, &writers).await;
+                // The calls end as their BYEs leave; wait for the answers (a BYE over TCP
+                // is only known to have left when its answer is back).
                 let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(stop), async {
-                    while let Ok((n, remote)) = udp.recv_from(&mut buf).await {
-                        let flow = Flow {
-                            transport: Transport::Udp,
-                            remote,
-                            local: locals.for_peer(remote),
-                            connection: None,
-                        };
-                        endpoint.handle_input(
-                            Instant::now(),
-                            Input::Receive {
-                                flow,
-                                data: Bytes::copy_from_slice(&buf[..n]),
+                    while awaiting_answers(&endpoint) {
+                        let timer = endpoint.poll_timeout().map_or_else(far, tokio::time::Instant::from_std);
+                        tokio::select! {
+                            () = tokio::time::sleep_until(timer) => endpoint.handle_timeout(Instant::now()),
+                            r = udp.recv_from(&mut buf) => {
+                                let Ok((n, remote)) = r else { break };
+                                let flow = Flow {
+                                    transport: Transport::Udp,
+                                    remote,
+                                    local: locals.for_peer(remote),
+                                    connection: None,
+                                };
+                                let data = Bytes::copy_from_slice(&buf[..n]);
+                                endpoint.handle_input(Instant::now(), Input::Receive { flow, data });
+                            }
+                            Some(ev) = events.recv() => match ev {
+                                TcpEvent::Opened(id, w) => { writers.insert(id, w); }
+                                TcpEvent::Message(flow, data) => endpoint.handle_input(Instant::now(), Input::Receive { flow, data }),
+                                TcpEvent::Closed(id) => {
+                                    writers.remove(&id);
+                                    endpoint.handle_input(Instant::now(), Input::ConnectionClosed(id));
+                                }
                             },
-                        );
-                        while endpoint.poll_output().is_some() {}
-                        if endpoint.call_count() == 0 {
-                            break;
                         }
+                        flush(&mut endpoint, &mut calls, &udp, &writers).await;
                     }
                 })
                 .await;
@@ -203,6 +212,7 @@ pub(crate) async fn run(
             endpoint.poll_timeout(),
             calls.poll_timeout(),
             draining.map(|d| d.min(now + std::time::Duration::from_millis(200))),
+            Some(reload_at),
         ]
         .into_iter()
         .flatten()
@@ -218,13 +228,49 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One TCP connection: frames its stream, answers keep-alives, writes what the loop sends.
-async fn connection(
-    stream: TcpStream,
-    flow: Flow,
-    events: mpsc::Sender<TcpEvent>,
-    shutdown: CancellationToken,
+/// Whether a request kald sent (a BYE, typically) still waits for its final response.
+fn awaiting_answers(endpoint: &Endpoint) -> bool {
+    endpoint.transaction_states().iter().any(|(kind, state)| {
+        *kind == "client non-INVITE"
+            && matches!(
+                state,
+                TransactionState::Trying | TransactionState::Proceeding
+            )
+    })
+}
+
+/// Send what the endpoint has to send and hand its events to the call handling, until it
+/// has nothing more (the call handling's actions make more output).
+async fn flush(
+    endpoint: &mut Endpoint,
+    calls: &mut Calls,
+    udp: &UdpSocket,
+    writers: &HashMap<ConnectionId, mpsc::Sender<Bytes>>,
 ) {
+    while let Some(out) = endpoint.poll_output() {
+        match out {
+            Output::Transmit(t) => match t.flow.connection {
+                None => {
+                    if let Err(e) = udp.send_to(&t.data, t.flow.remote).await {
+                        tracing::debug!(error = %e, "UDP send failed");
+                    }
+                }
+                Some(id) => {
+                    if let Some(w) = writers.get(&id) {
+                        let _ = w.try_send(t.data);
+                    }
+                }
+            },
+            Output::Event(e) => calls.handle_event(Instant::now(), endpoint, e),
+        }
+    }
+}
+
+/// One TCP connection: frames its stream, answers keep-alives, writes what the loop sends.
+///
+/// It stays open while kald drains on shutdown (calls over TCP go on during the grace
+/// period and get their BYE on it); it ends with the peer or with the runtime.
+async fn connection(stream: TcpStream, flow: Flow, events: mpsc::Sender<TcpEvent>) {
     let Some(id) = flow.connection else { return };
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
@@ -241,9 +287,9 @@ async fn connection(
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
         };
         framer.push(&buf[..n]);
         while let Some(frame) = framer.next_frame() {
