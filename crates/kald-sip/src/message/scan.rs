@@ -21,21 +21,25 @@ const TOKEN: [bool; 256] = {
 };
 
 /// Whether `b` may appear in an RFC 3261 `token`.
+#[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
 
 /// Whether `s` is a non-empty RFC 3261 `token`.
+#[inline]
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
 /// Whether `b` is linear white space after unfolding.
+#[inline]
 pub(crate) fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
 /// `s` without leading and trailing spaces and tabs.
+#[inline]
 pub(crate) fn trim_ws(s: &str) -> &str {
     let b = s.as_bytes();
     let mut start = 0;
@@ -52,16 +56,19 @@ pub(crate) fn trim_ws(s: &str) -> &str {
 
 /// The index of the first byte `b` in `s`. A plain loop: SIP values are too short for a
 /// SIMD search to repay its setup.
+#[inline]
 pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
     s.bytes().position(|c| c == b)
 }
 
 /// The index of the first byte in `s` that is `a` or `b`.
+#[inline]
 pub(crate) fn find_byte2(s: &str, a: u8, b: u8) -> Option<usize> {
     s.bytes().position(|c| c == a || c == b)
 }
 
 /// The index of the first CRLF in `b`.
+#[inline]
 pub(crate) fn find_crlf(b: &[u8]) -> Option<usize> {
     memchr::memchr_iter(b'\r', b).find(|&i| b.get(i + 1) == Some(&b'\n'))
 }
@@ -76,6 +83,7 @@ pub(crate) fn find_blank_line(b: &[u8]) -> Option<usize> {
 /// The byte index just past the closing quote of a quoted string opening at `start`.
 ///
 /// Backslash escapes one byte (`quoted-pair`); `None` when the quote is never closed.
+#[inline]
 pub(crate) fn end_of_quoted(s: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     while i < s.len() {
