@@ -620,7 +620,7 @@ fn line_end(buf: &[u8], from: usize, to: usize, unterminated: bool) -> Option<us
     let i = from + i;
     match (buf[i], buf[..to].get(i + 1)) {
         (b'\r', Some(b'\n')) => Some(i),
-        (b'\r', None) if unterminated => Some(to),
+        (b'\r', None) if unterminated => Some(i),
         _ => None,
     }
 }

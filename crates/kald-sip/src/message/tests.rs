@@ -181,3 +181,15 @@ fn values_split_lists_and_flag_empty_or_broken_elements() {
     assert_eq!(routes, vec![true, false]);
     assert_eq!(m.values(HeaderName::Contact).count(), 0);
 }
+
+#[test]
+fn a_section_cut_between_cr_and_lf_keeps_no_cr_in_the_last_value() {
+    // Found by the endpoint fuzzer: the CR stayed in the Via, so the 400 built from it was
+    // unparseable.
+    let e = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r")
+        .unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::UnterminatedHeaders);
+    let p = e.partial.unwrap();
+    let via = p.headers.first(&HeaderName::Via).unwrap();
+    assert_eq!(&via.value[..], b"SIP/2.0/UDP h;branch=z9hG4bK1");
+}
