@@ -36,7 +36,8 @@ log "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-export KALD_FUZZ_ITERS="${KALD_FUZZ_ITERS:-20000}"
+# Fuzzing is bounded: KALD_FUZZ_ITERS (parser, default 200k inputs) and
+# KALD_FUZZ_ENDPOINT_SEQS (endpoint, default 3,000 sequences) raise it for longer runs.
 log "cargo tests (unit, integration, corpus, fuzz for a bounded time, sipp end-to-end)"
 cargo build --workspace --quiet
 if cargo nextest --version >/dev/null 2>&1; then
@@ -48,5 +49,6 @@ fi
 if [ -f tests/pjsua2/setup.sh ]; then
   log "PJSIP (pjsua2) peer test"
   bash tests/pjsua2/setup.sh
-  KALD_BIN="$root/target/debug/kald" "$root/tests/.venv/bin/python" -m pytest -q tests/pjsua2
+  KALD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/kald" PYTHONDONTWRITEBYTECODE=1 \
+    "$root/tests/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/pjsua2
 fi

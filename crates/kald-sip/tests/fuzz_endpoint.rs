@@ -3,7 +3,7 @@
 //!
 //! Invariants: nothing panics; everything kald transmits parses; replies go only to flows
 //! that sent something or that kald dialled; with the clock run far ahead and no input, every
-//! transaction ends. Iterations: `KALD_FUZZ_ITERS` (default 3,000 sequences). A failing seed
+//! transaction ends. Sequences: `KALD_FUZZ_ENDPOINT_SEQS` (default 3,000). A failing seed
 //! is printed; add it to `REGRESSION_SEEDS` so it is replayed forever.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
@@ -291,7 +291,7 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
 #[test]
 fn endpoint_survives_random_datagrams_clock_jumps_and_actions() {
     let corpus = corpus();
-    let iters: u64 = std::env::var("KALD_FUZZ_ITERS")
+    let iters: u64 = std::env::var("KALD_FUZZ_ENDPOINT_SEQS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
