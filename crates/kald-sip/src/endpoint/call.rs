@@ -217,6 +217,16 @@ impl Call {
         })
     }
 
+    /// The transactions of this call that may still wait for the TU: its INVITE and a pending
+    /// re-offer (server side), its INVITE to the peer (client side).
+    pub(crate) fn waiting_transactions(&self) -> (Vec<ServerKey>, Option<ClientKey>) {
+        let mut server: Vec<ServerKey> = self.invite_server.iter().cloned().collect();
+        if let Some((k, _)) = &self.pending_offer {
+            server.push(k.clone());
+        }
+        (server, self.invite_client.clone())
+    }
+
     pub(crate) fn dialog_key(&self) -> Option<DialogKey> {
         Some(DialogKey {
             call_id: self.call_id.clone(),

@@ -277,6 +277,8 @@ struct ServerEntry {
     tx: ServerTx,
     flow: Flow,
     call: Option<CallId>,
+    /// The deadline last put in the timer heap for this transaction.
+    armed: Option<Instant>,
 }
 
 enum ClientTx {
@@ -289,6 +291,51 @@ struct ClientEntry {
     flow: Flow,
     call: Option<CallId>,
     purpose: Purpose,
+    /// The deadline last put in the timer heap for this transaction.
+    armed: Option<Instant>,
+}
+
+/// Which transaction a timer-heap entry belongs to.
+#[derive(Debug, Clone)]
+enum TxKey {
+    Server(ServerKey),
+    Client(ClientKey),
+}
+
+/// Transaction deadlines in time order, so finding the next one does not scan every
+/// transaction (completed ones linger for 32 s, so there are thousands under load).
+/// Entries whose transaction moved on or ended are skipped when they come up.
+#[derive(Default)]
+struct TimerHeap {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    keys: HashMap<u64, TxKey>,
+    seq: u64,
+}
+
+impl TimerHeap {
+    fn arm(&mut self, at: Instant, key: TxKey) {
+        self.seq += 1;
+        self.heap.push(std::cmp::Reverse((at, self.seq)));
+        self.keys.insert(self.seq, key);
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|std::cmp::Reverse((t, _))| *t)
+    }
+
+    /// The next entry due at `now`, removed from the heap.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, TxKey)> {
+        loop {
+            let std::cmp::Reverse((at, seq)) = *self.heap.peek()?;
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            if let Some(key) = self.keys.remove(&seq) {
+                return Some((at, key));
+            }
+        }
+    }
 }
 
 /// Forwards to whichever server machine it holds.
@@ -366,6 +413,7 @@ pub struct Endpoint {
     outputs: VecDeque<Output>,
     stats: Stats,
     accepting: bool,
+    timers: TimerHeap,
 }
 
 impl Endpoint {
@@ -383,6 +431,7 @@ impl Endpoint {
             outputs: VecDeque::new(),
             stats: Stats::default(),
             accepting: true,
+            timers: TimerHeap::default(),
         }
     }
 
@@ -479,43 +528,42 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let s = self.server.values().filter_map(|e| e.tx.poll_timeout());
-        let c = self.client.values().filter_map(|e| e.tx.poll_timeout());
-        let d = self.calls.values().filter_map(Call::poll_timeout);
-        s.chain(c).chain(d).min()
+        // The heap may name a deadline that has since moved: waking early is harmless.
+        let calls = self.calls.values().filter_map(Call::poll_timeout).min();
+        self.timers.next().into_iter().chain(calls).min()
     }
 
     /// Run every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<ServerKey> = self
-            .server
-            .iter()
-            .filter(|(_, e)| {
-                let t = e.tx.poll_timeout();
-                t.is_some_and(|t| t <= now)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some(e) = self.server.get_mut(&key) {
-                e.tx.handle_timeout(now)
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            match key {
+                TxKey::Server(key) => {
+                    let Some(e) = self.server.get_mut(&key) else {
+                        continue;
+                    };
+                    if e.armed != Some(at) {
+                        continue;
+                    }
+                    e.armed = None;
+                    if e.tx.poll_timeout().is_some_and(|t| t <= now) {
+                        e.tx.handle_timeout(now);
+                    }
+                    self.drain_server(&key);
+                }
+                TxKey::Client(key) => {
+                    let Some(e) = self.client.get_mut(&key) else {
+                        continue;
+                    };
+                    if e.armed != Some(at) {
+                        continue;
+                    }
+                    e.armed = None;
+                    if e.tx.poll_timeout().is_some_and(|t| t <= now) {
+                        e.tx.handle_timeout(now);
+                    }
+                    self.drain_client(now, &key);
+                }
             }
-            self.drain_server(&key);
-        }
-        let due: Vec<ClientKey> = self
-            .client
-            .iter()
-            .filter(|(_, e)| {
-                let t = e.tx.poll_timeout();
-                t.is_some_and(|t| t <= now)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some(e) = self.client.get_mut(&key) {
-                e.tx.handle_timeout(now)
-            }
-            self.drain_client(now, &key);
         }
         let due: Vec<CallId> = self
             .calls
@@ -779,6 +827,7 @@ impl Endpoint {
                 tx: ServerTx::Invite(tx),
                 flow,
                 call: Some(id),
+                armed: None,
             },
         );
         if let Some(k) = call.dialog_key() {
@@ -940,6 +989,7 @@ impl Endpoint {
                         tx,
                         flow,
                         call: Some(id),
+                        armed: None,
                     },
                 );
                 self.drain_server(&key);
@@ -1051,8 +1101,15 @@ impl Endpoint {
             };
             match tx {
                 Ok(tx) => {
-                    self.server
-                        .insert(key.clone(), ServerEntry { tx, flow, call });
+                    self.server.insert(
+                        key.clone(),
+                        ServerEntry {
+                            tx,
+                            flow,
+                            call,
+                            armed: None,
+                        },
+                    );
                 }
                 Err(_) => {
                     // No transaction possible (e.g. no usable Via): answer statelessly.
@@ -1105,6 +1162,14 @@ impl Endpoint {
         }
         if terminated {
             self.server.remove(key);
+        } else if let Some(e) = self.server.get_mut(key) {
+            let next = e.tx.poll_timeout();
+            if next.is_some() && next != e.armed {
+                e.armed = next;
+                if let Some(at) = next {
+                    self.timers.arm(at, TxKey::Server(key.clone()));
+                }
+            }
         }
     }
 
@@ -1138,6 +1203,14 @@ impl Endpoint {
         }
         if terminated {
             self.client.remove(key);
+        } else if let Some(e) = self.client.get_mut(key) {
+            let next = e.tx.poll_timeout();
+            if next.is_some() && next != e.armed {
+                e.armed = next;
+                if let Some(at) = next {
+                    self.timers.arm(at, TxKey::Client(key.clone()));
+                }
+            }
         }
     }
 
@@ -1169,10 +1242,11 @@ impl Endpoint {
                 flow,
                 call,
                 purpose,
+                armed: None,
             },
         );
         if let Some(c) = call.and_then(|c| self.calls.get_mut(&c)) {
-            if purpose == Purpose::Invite || purpose == Purpose::Cancel {
+            if purpose == Purpose::Invite {
                 c.invite_client = Some(key.clone());
             }
             if purpose == Purpose::Reinvite
@@ -1208,14 +1282,26 @@ impl Endpoint {
 
     fn end_call(&mut self, id: CallId, reason: EndReason) {
         // Transactions of the call that wait for the TU's final answer would wait forever.
-        self.server.retain(|_, e| {
-            let waiting = matches!(e.tx.state(), State::Trying | State::Proceeding);
-            !(e.call == Some(id) && waiting)
-        });
-        self.client.retain(|_, e| {
-            let ringing = matches!(e.tx, ClientTx::Invite(_)) && e.tx.state() == State::Proceeding;
-            !(e.call == Some(id) && ringing)
-        });
+        if let Some(call) = self.calls.get(&id) {
+            let (server_keys, client_key) = call.waiting_transactions();
+            for k in server_keys {
+                if self
+                    .server
+                    .get(&k)
+                    .is_some_and(|e| matches!(e.tx.state(), State::Trying | State::Proceeding))
+                {
+                    self.server.remove(&k);
+                }
+            }
+            if let Some(k) = client_key {
+                let ringing = self.client.get(&k).is_some_and(|e| {
+                    matches!(e.tx, ClientTx::Invite(_)) && e.tx.state() == State::Proceeding
+                });
+                if ringing {
+                    self.client.remove(&k);
+                }
+            }
+        }
         if let Some(call) = self.calls.remove(&id) {
             if let Some(k) = call.dialog_key() {
                 self.dialogs.remove(&k);
