@@ -4,7 +4,7 @@
 #
 # Installs what the tests need when it is missing: sipp (Debian sip-tester), sox, and a
 # Python venv with pjsua2 under tests/.venv. Fuzzing runs a bounded number of iterations
-# (KALD_FUZZ_ITERS, default set below).
+# (see KALD_FUZZ_ITERS and KALD_FUZZ_ENDPOINT_SEQS below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

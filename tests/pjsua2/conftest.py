@@ -116,6 +116,12 @@ class Kald:
             pytest.fail(f"no kald binary at {KALD_BIN}: run `cargo build -p kald` or set KALD_BIN")
         self.workdir = workdir
         self.log = workdir / "kald.log"
+        # The e2e test flow (welcome; digits until # or 5 s; goodbye) as the loopback entry
+        # point, with the real prompts beside it.
+        self.flows = workdir / "flows"
+        self.flows.mkdir(exist_ok=True)
+        (self.flows / "hovednummer.toml").write_text((REPO / "tests" / "sipp" / "flows" / "hovednummer.toml").read_text())
+        (self.flows / "prompts").symlink_to(FLOWS / "prompts")
         self.sip_port = _free_sip_port()
         low, high = _free_media_range()
         env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
@@ -125,7 +131,7 @@ class Kald:
             "--sip-listen", f"127.0.0.1:{self.sip_port}",
             "--http-listen", f"127.0.0.1:{_free_sip_port()}",
             "--media-ports", f"{low}-{high}",
-            "--flows", str(FLOWS),
+            "--flows", str(self.flows),
             "--data-dir", str(workdir / "data"),
             "--grace-seconds", "2",
         ]
