@@ -125,23 +125,7 @@ pub(crate) async fn run(
             }
         }
         // Drain every output; the call handling may act, which makes more output.
-        while let Some(out) = endpoint.poll_output() {
-            match out {
-                Output::Transmit(t) => match t.flow.connection {
-                    None => {
-                        if let Err(e) = udp.send_to(&t.data, t.flow.remote).await {
-                            tracing::debug!(error = %e, "UDP send failed");
-                        }
-                    }
-                    Some(id) => {
-                        if let Some(w) = writers.get(&id) {
-                            let _ = w.try_send(t.data);
-                        }
-                    }
-                },
-                Output::Event(e) => calls.handle_event(Instant::now(), &mut endpoint, e),
-            }
-        }
+        flush(&mut endpoint, &mut calls, &udp, &writers).await;
         let now = Instant::now();
         if now >= reload_at {
             reload_at = now + std::time::Duration::from_secs(2);
