@@ -345,11 +345,13 @@ pub fn sip_port() -> u16 {
 
 /// Which flows a kald runs.
 #[derive(Clone, Copy)]
-enum Flows {
+enum Flows<'a> {
     /// tests/sipp/flows/hovednummer.toml with the prompts of ivr-flows/.
     Test,
     /// ivr-flows/ as it is.
     Real,
+    /// This text as `hovednummer.toml`, with the prompts of ivr-flows/.
+    Custom(&'a str),
 }
 
 /// A running `kald serve`. Dropping it kills the process.
@@ -378,7 +380,18 @@ impl Kald {
         Self::start_with(name, extra, Flows::Real)
     }
 
-    fn start_with(name: &str, extra: &[&str], flows: Flows) -> Self {
+    /// Like [`Kald::start`] with the flow `toml` as `flows/hovednummer.toml` in kald's
+    /// directory ([`Kald::flow_file`]; rewrite it to test the reload).
+    pub fn start_flow(name: &str, extra: &[&str], toml: &str) -> Self {
+        Self::start_with(name, extra, Flows::Custom(toml))
+    }
+
+    /// The flow file of a kald started with [`Kald::start`] or [`Kald::start_flow`].
+    pub fn flow_file(&self) -> PathBuf {
+        self.dir.path().join("flows/hovednummer.toml")
+    }
+
+    fn start_with(name: &str, extra: &[&str], flows: Flows<'_>) -> Self {
         let mut last_err = String::new();
         for _ in 0..3 {
             match Self::try_start(name, extra, flows) {
@@ -389,7 +402,7 @@ impl Kald {
         panic!("kald did not start:\n{last_err}");
     }
 
-    fn try_start(name: &str, extra: &[&str], flows: Flows) -> Result<Self, String> {
+    fn try_start(name: &str, extra: &[&str], flows: Flows<'_>) -> Result<Self, String> {
         let dir = TempDir::new(name);
         let flow_dir = match flows {
             Flows::Real => repo().join("ivr-flows"),
@@ -401,6 +414,14 @@ impl Kald {
                     d.join("hovednummer.toml"),
                 )
                 .expect("cannot copy tests/sipp/flows/hovednummer.toml");
+                std::os::unix::fs::symlink(repo().join("ivr-flows/prompts"), d.join("prompts"))
+                    .expect("cannot link the prompts");
+                d
+            }
+            Flows::Custom(toml) => {
+                let d = dir.path().join("flows");
+                std::fs::create_dir_all(&d).unwrap();
+                std::fs::write(d.join("hovednummer.toml"), toml).unwrap();
                 std::os::unix::fs::symlink(repo().join("ivr-flows/prompts"), d.join("prompts"))
                     .expect("cannot link the prompts");
                 d
