@@ -200,6 +200,7 @@ fn run(
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     stats: Arc<MediaStats>,
 ) {
+    raise_priority();
     let mut engine = Engine::new(EngineConfig::default(), 2048);
     let mut events = Events::with_capacity(1024);
     let mut legs: HashMap<LegId, Leg> = HashMap::with_capacity(2048);
@@ -421,6 +422,29 @@ fn command(
             }
         }
         Command::Shutdown => {}
+    }
+}
+
+/// Run the media thread under SCHED_FIFO so the SIP loop and other processes on a busy machine
+/// cannot delay paced packets (the thread sleeps between packets, so it never hogs a core).
+/// It needs CAP_SYS_NICE (root, or `AmbientCapabilities=CAP_SYS_NICE` under systemd); without
+/// it the thread keeps the normal policy and says so once.
+fn raise_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy, ThreadPriority,
+        ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    let result = ThreadPriorityValue::try_from(40u8).map_err(|e| e.to_string()).and_then(|v| {
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(v),
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        )
+        .map_err(|e| format!("{e:?}"))
+    });
+    match result {
+        Ok(()) => tracing::info!("media thread runs with real-time priority (SCHED_FIFO)"),
+        Err(e) => tracing::warn!(error = %e, "media thread keeps normal priority; jitter may grow on a busy machine"),
     }
 }
 
