@@ -431,20 +431,24 @@ fn command(
 /// it the thread keeps the normal policy and says so once.
 fn raise_priority() {
     use thread_priority::{
-        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy, ThreadPriority,
-        ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
     };
-    let result = ThreadPriorityValue::try_from(40u8).map_err(|e| e.to_string()).and_then(|v| {
-        set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Crossplatform(v),
-            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
-        )
-        .map_err(|e| format!("{e:?}"))
-    });
+    let result = ThreadPriorityValue::try_from(40u8)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(v),
+                ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
     match result {
         Ok(()) => tracing::info!("media thread runs with real-time priority (SCHED_FIFO)"),
-        Err(e) => tracing::warn!(error = %e, "media thread keeps normal priority; jitter may grow on a busy machine"),
+        Err(e) => {
+            tracing::warn!(error = %e, "media thread keeps normal priority; jitter may grow on a busy machine")
+        }
     }
 }
 
