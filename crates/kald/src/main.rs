@@ -85,7 +85,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             data_dir = %config.data_dir.display(),
             flows = %config.flows.display(),
             media_ports = %format_args!("{}-{}", config.media_ports.0, config.media_ports.1),
-            "configured (HTTP, media and flows arrive with the next issues)"
+            "configured (the HTTP API and pages arrive with a later issue)"
         );
         for t in &config.trunks {
             tracing::info!(trunk = %t.name, networks = t.networks.len(), numbers = t.numbers.len(), "trunk loaded");
