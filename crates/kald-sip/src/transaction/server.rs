@@ -128,6 +128,11 @@ impl ServerInvite {
             (State::Accepted, 200..=299) => self.core.transmit(bytes),
             (state, _) => return Err(TransactionError::WrongState(state)),
         }
+        if code >= 200 {
+            // No more 100 Trying after a final: drop the copied INVITE headers, which also
+            // keep the received datagram alive while the transaction lingers (Timer H/L).
+            self.trying = Headers::default();
+        }
         Ok(())
     }
 
