@@ -96,6 +96,16 @@ fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/sip")
 }
 
+/// The flow every torture message arrives on: from a documentation address, fed in-process.
+fn sender() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        remote: "192.0.2.1:5060".parse().unwrap(),
+        local: "192.0.2.200:5060".parse().unwrap(),
+        connection: None,
+    }
+}
+
 fn open_endpoint() -> Endpoint {
     let trunk = Trunk {
         name: "torture".into(),
@@ -111,12 +121,7 @@ fn open_endpoint() -> Endpoint {
 fn run(file: &str) -> (Outcome, Vec<Message>) {
     let data = std::fs::read(corpus().join(file)).unwrap();
     let mut ep = open_endpoint();
-    let flow = Flow {
-        transport: Transport::Udp,
-        remote: "192.0.2.1:5060".parse().unwrap(),
-        local: "192.0.2.200:5060".parse().unwrap(),
-        connection: None,
-    };
+    let flow = sender();
     ep.handle_input(
         Instant::now(),
         Input::Receive {
@@ -211,12 +216,7 @@ fn valid_invites_reach_the_call_handling_with_their_offer() {
             .body
             .len();
         let mut ep = open_endpoint();
-        let flow = Flow {
-            transport: Transport::Udp,
-            remote: "192.0.2.1:5060".parse().unwrap(),
-            local: "192.0.2.200:5060".parse().unwrap(),
-            connection: None,
-        };
+        let flow = sender();
         ep.handle_input(
             Instant::now(),
             Input::Receive {
@@ -240,12 +240,7 @@ fn valid_invites_reach_the_call_handling_with_their_offer() {
 #[test]
 fn every_prefix_of_every_message_is_handled_without_panic() {
     let mut ep = open_endpoint();
-    let flow = Flow {
-        transport: Transport::Udp,
-        remote: "192.0.2.1:5060".parse().unwrap(),
-        local: "192.0.2.200:5060".parse().unwrap(),
-        connection: None,
-    };
+    let flow = sender();
     let now = Instant::now();
     for (file, _) in EXPECTED {
         let data = std::fs::read(corpus().join(file)).unwrap();
