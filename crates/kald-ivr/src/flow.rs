@@ -72,6 +72,17 @@ impl Flow {
         self.nodes.iter().map(|n| n.id.as_str())
     }
 
+    /// The queues (skills) the flow's `queue` nodes send calls to.
+    pub fn queues(&self) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                Kind::Queue(q) => Some(q.queue.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The transfer targets the operators allow (`transfer_allowlist`).
     pub fn transfer_allowlist(&self) -> &[String] {
         &self.allowlist
