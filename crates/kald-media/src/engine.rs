@@ -18,8 +18,35 @@
 //! - **Bridging**: two legs relay each other's audio, transcoding PCMU⇄PCMA when they differ
 //!   and passing RFC 4733 events through; a leg on hold makes the other hear hold music.
 //! - **Inactivity**: no packet for the configured time (not while on hold) ends the stream.
+//! - **Listening in** (medlyt): a third stream hears the mix of both directions of a bridge
+//!   ([`Engine::listen`]); what it sends reaches nobody, its digits are still reported.
 //!
 //! Nothing here allocates per packet: buffers are the caller's or fixed-size.
+//!
+//! # Listening in
+//!
+//! Every bridged leg keeps the last [`RING`] samples it received, decoded, in a fixed ring
+//! (written as packets arrive, in arrival order; RTP timestamps are not used). A listener is
+//! paced on its own 20 ms clock like any other stream; at each tick it reads the next 160
+//! samples after its own cursor in each party's ring, sums them with saturation and encodes
+//! the sum with its own codec. A party with nothing new since the last tick (lost packet,
+//! silence suppression, hold) contributes silence for that tick, so a party is heard at most
+//! once per frame and never repeated. Packets arriving in bursts are absorbed: a cursor may
+//! fall behind by up to [`LISTEN_MAX_LAG`] samples (60 ms) before it skips ahead to the
+//! newest frame, which also bounds the delay when a party's clock runs fast. Each listener
+//! has its own cursors, so any number can listen to one bridge. The bridged legs' relay
+//! path is untouched: their packets are byte-for-byte what they would be without listeners.
+//!
+//! [`Engine::listen`] takes either party as target; it is refused (returns `false`) when the
+//! target is not bridged or the listener is missing, bridged, or a party itself. A listener
+//! already listening elsewhere moves to the new bridge. While listening the mix replaces any
+//! prompt; DTMF sent with [`Engine::send_digit`] still goes out. Bridging a listener ends its
+//! listening (no event). [`Engine::unlisten`] stops it (no event); silence follows.
+//!
+//! When the bridge ends ([`Engine::unbridge`], [`Engine::remove`] of a party, or a party
+//! bridged elsewhere) each listener gets [`MediaEvent::ListenTargetGone`] and goes on
+//! sending silence every 20 ms, as any unbridged stream does, until the caller removes it or
+//! points it at another bridge.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -36,6 +63,10 @@ use crate::rtp::{write_packet, RtpView};
 pub const FRAME: usize = 160;
 /// The packet interval.
 pub const PTIME: Duration = Duration::from_millis(20);
+/// Received samples kept per stream for listeners (160 ms).
+pub const RING: usize = FRAME * 8;
+/// How far (in samples) a listener may fall behind a party before it skips ahead.
+pub const LISTEN_MAX_LAG: usize = FRAME * 3;
 
 /// A stream's handle, valid until [`Engine::remove`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +133,11 @@ pub enum MediaEvent {
         /// The stream.
         stream: StreamId,
     },
+    /// The bridge a listener listened to has ended; the listener now sends silence.
+    ListenTargetGone {
+        /// The listening stream.
+        listener: StreamId,
+    },
 }
 
 /// A packet for the driver to send.
@@ -131,6 +167,55 @@ enum Source {
         frame: usize,
         looped: bool,
     },
+}
+
+/// The decoded audio a stream received most recently, for listeners (fixed size).
+#[derive(Debug)]
+struct PcmRing {
+    buf: [i16; RING],
+    /// Samples written since the stream started; the write position is `written % RING`.
+    written: u64,
+}
+
+impl PcmRing {
+    fn new() -> Self {
+        Self {
+            buf: [0; RING],
+            written: 0,
+        }
+    }
+
+    fn write(&mut self, pcm: &[i16]) {
+        for &x in pcm {
+            if let Some(slot) = self.buf.get_mut((self.written % RING as u64) as usize) {
+                *slot = x;
+            }
+            self.written += 1;
+        }
+    }
+
+    /// Add the next frame after `cursor` into `mix` (silence past what was received) and
+    /// advance `cursor`; a cursor too far behind skips ahead to the newest frame first.
+    fn mix_into(&self, cursor: &mut u64, mix: &mut [i16; FRAME]) {
+        if self.written.saturating_sub(*cursor) > LISTEN_MAX_LAG as u64 || *cursor > self.written {
+            *cursor = self.written.saturating_sub(FRAME as u64);
+        }
+        for m in mix.iter_mut() {
+            if *cursor >= self.written {
+                break;
+            }
+            let x = self.buf.get((*cursor % RING as u64) as usize).copied();
+            *m = m.saturating_add(x.unwrap_or(0));
+            *cursor += 1;
+        }
+    }
+}
+
+/// What a listening stream listens to: both parties of a bridge and where it is in each.
+#[derive(Debug, Clone, Copy)]
+struct Listen {
+    parties: [StreamId; 2],
+    cursors: [u64; 2],
 }
 
 /// Counters of one stream.
@@ -172,6 +257,10 @@ struct Stream {
     generation: u32,
     /// The recording this stream's received audio goes to, and as which channel.
     recording: Option<(u32, Channel)>,
+    /// The bridge this stream listens to (it then sends the mix of both directions).
+    listen: Option<Listen>,
+    /// What this stream received lately, decoded, while bridged (for listeners).
+    rx: PcmRing,
 }
 
 /// The media engine. See the module documentation for the run loop.
@@ -233,6 +322,8 @@ impl Engine {
             stats: StreamStats::default(),
             generation: self.generation,
             recording: None,
+            listen: None,
+            rx: PcmRing::new(),
         };
         let id = match self.free.pop() {
             Some(i) => {
@@ -330,10 +421,19 @@ impl Engine {
     }
 
     /// Bridge two streams: each relays what the other receives. `hold_music` is what a leg
-    /// hears while the other holds.
+    /// hears while the other holds. An old peer is unbridged; a listening leg stops listening.
     pub fn bridge(&mut self, a: StreamId, b: StreamId, hold_music: Option<Prompt>) {
         if a == b || self.stream(a).is_none() || self.stream(b).is_none() {
             return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if self
+                .stream(x)
+                .and_then(|s| s.bridge)
+                .is_some_and(|p| p != y)
+            {
+                self.unbridge(x);
+            }
         }
         for (x, y) in [(a, b), (b, a)] {
             if let Some(s) = self.stream_mut(x) {
@@ -341,6 +441,7 @@ impl Engine {
                 s.relay = None;
                 s.source = Source::Silence;
                 s.hold_music = hold_music.clone();
+                s.listen = None;
             }
         }
         self.apply_hold_music(a);
@@ -356,10 +457,59 @@ impl Engine {
     }
 
     fn unbridge_one(&mut self, id: StreamId) {
-        if let Some(s) = self.stream_mut(id) {
-            s.bridge = None;
-            s.relay = None;
-            s.source = Source::Silence;
+        let Some(s) = self.stream_mut(id) else { return };
+        let was_bridged = s.bridge.take().is_some();
+        s.relay = None;
+        s.source = Source::Silence;
+        if was_bridged {
+            self.end_listeners(id);
+        }
+    }
+
+    /// Listen in on `target`'s bridge (see the module docs); `false`, and no change, if refused.
+    pub fn listen(&mut self, listener: StreamId, target: StreamId) -> bool {
+        let Some(peer) = self.stream(target).and_then(|s| s.bridge) else {
+            return false;
+        };
+        if listener == target || listener == peer {
+            return false;
+        }
+        if self.stream(listener).is_none_or(|s| s.bridge.is_some()) {
+            return false;
+        }
+        let parties = [target, peer];
+        let cursors = parties.map(|p| self.stream(p).map_or(0, |s| s.rx.written));
+        let Some(s) = self.stream_mut(listener) else {
+            return false;
+        };
+        s.listen = Some(Listen { parties, cursors });
+        s.source = Source::Silence;
+        s.marker = true;
+        true
+    }
+
+    /// Stop listening in; the stream sends silence. No event is raised.
+    pub fn unlisten(&mut self, listener: StreamId) {
+        if let Some(s) = self.stream_mut(listener) {
+            s.listen = None;
+        }
+    }
+
+    /// Whether `listener` is listening in on a bridge.
+    pub fn is_listening(&self, listener: StreamId) -> bool {
+        self.stream(listener).is_some_and(|s| s.listen.is_some())
+    }
+
+    /// The bridge with party `party` has ended: its listeners stop and are told.
+    fn end_listeners(&mut self, party: StreamId) {
+        for (i, slot) in self.streams.iter_mut().enumerate() {
+            let Some(s) = slot.as_mut() else { continue };
+            if s.listen.is_some_and(|l| l.parties.contains(&party)) {
+                s.listen = None;
+                self.events.push_back(MediaEvent::ListenTargetGone {
+                    listener: StreamId(i as u32),
+                });
+            }
         }
     }
 
@@ -480,14 +630,18 @@ impl Engine {
         s.inactive_reported = false;
         let mut digit = None;
         let recording = s.recording;
+        let bridged = s.bridge.is_some();
         if is_event {
             digit = s.dtmf_rx.handle(pkt.timestamp, pkt.marker, pkt.payload);
-        } else if s.inband.is_some() || recording.is_some() {
+        } else if s.inband.is_some() || recording.is_some() || bridged {
             let mut pcm = [0i16; 480];
             let n = pkt.payload.len().min(pcm.len());
             s.params.codec.decode(&pkt.payload[..n], &mut pcm[..n]);
             if let Some(det) = s.inband.as_mut() {
                 digit = det.push(&pcm[..n]);
+            }
+            if bridged {
+                s.rx.write(&pcm[..n]);
             }
             if let Some((rec, channel)) = recording {
                 if let Some(Some(r)) = self.recordings.get_mut(rec as usize) {
@@ -642,26 +796,38 @@ impl Engine {
             return None;
         }
         let mut pcm = [0i16; FRAME];
-        let mut finished = false;
-        if let Source::Prompt {
-            prompt,
-            frame,
-            looped,
-        } = &mut s.source
-        {
-            if *frame >= prompt.frames_20ms() && *looped {
-                *frame = 0;
+        if let Some(mut listen) = s.listen {
+            // Listening in: the mix of both parties replaces any prompt.
+            for (party, cursor) in listen.parties.iter().zip(listen.cursors.iter_mut()) {
+                if let Some(p) = self.stream(*party) {
+                    p.rx.mix_into(cursor, &mut pcm);
+                }
             }
-            if *frame < prompt.frames_20ms() {
-                prompt.frame(*frame, &mut pcm);
-                *frame += 1;
+            if let Some(s) = self.stream_mut(id) {
+                s.listen = Some(listen);
             }
-            finished = *frame >= prompt.frames_20ms() && !*looped;
-        }
-        if finished {
-            s.source = Source::Silence;
-            self.events
-                .push_back(MediaEvent::PromptFinished { stream: id });
+        } else {
+            let mut finished = false;
+            if let Source::Prompt {
+                prompt,
+                frame,
+                looped,
+            } = &mut s.source
+            {
+                if *frame >= prompt.frames_20ms() && *looped {
+                    *frame = 0;
+                }
+                if *frame < prompt.frames_20ms() {
+                    prompt.frame(*frame, &mut pcm);
+                    *frame += 1;
+                }
+                finished = *frame >= prompt.frames_20ms() && !*looped;
+            }
+            if finished {
+                s.source = Source::Silence;
+                self.events
+                    .push_back(MediaEvent::PromptFinished { stream: id });
+            }
         }
         let s = self.stream_mut(id)?;
         s.timestamp = s.timestamp.wrapping_add(FRAME as u32);

@@ -447,3 +447,432 @@ fn a_bridged_call_is_recorded_citizen_left_agent_right_in_time() {
     );
     assert!(sim.engine.poll_recording(sim.now).is_none());
 }
+
+// ---- Listening in (medlyt) ----
+
+const AGENT: &str = "127.0.0.1:40002";
+
+/// Amplitude of the `freq` component of `pcm` (Goertzel), in linear sample units.
+fn tone_level(pcm: &[i16], freq: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0);
+    2.0 * power.sqrt() / pcm.len() as f64
+}
+
+/// Packet `n` of a continuous sine of `freq` Hz at amplitude 8000.
+fn sine(freq: f64, n: usize) -> Vec<i16> {
+    (0..FRAME)
+        .map(|i| {
+            let t = (n * FRAME + i) as f64 / 8000.0;
+            ((2.0 * std::f64::consts::PI * freq * t).sin() * 8000.0) as i16
+        })
+        .collect()
+}
+
+/// The decoded audio of an RTP packet.
+fn decoded(bytes: &[u8]) -> Vec<i16> {
+    let p = RtpView::parse(bytes).unwrap();
+    let codec = Codec::from_payload_type(p.payload_type).unwrap();
+    let mut pcm = vec![0i16; p.payload.len()];
+    codec.decode(p.payload, &mut pcm);
+    pcm
+}
+
+/// A citizen (`127.0.0.1:40000`) bridged to an agent (`127.0.0.1:40002`).
+fn bridged(sim: &mut Sim, citizen: Codec, agent: Codec) -> (StreamId, StreamId) {
+    let c = sim
+        .engine
+        .add(sim.now, params(citizen, Some(101)), 0x1111, 0, 0);
+    let a_params = StreamParams {
+        remote: Some(AGENT.parse().unwrap()),
+        ..params(agent, Some(96))
+    };
+    let a = sim.engine.add(sim.now, a_params, 0x2222, 500, 9000);
+    sim.engine.bridge(c, a, None);
+    (c, a)
+}
+
+/// A team leader's softphone at `127.0.0.1:4100i`.
+fn listener(sim: &mut Sim, codec: Codec, i: u16) -> StreamId {
+    let p = StreamParams {
+        remote: Some(SocketAddr::from(([127, 0, 0, 1], 41000 + i))),
+        ..params(codec, Some(101))
+    };
+    sim.engine.add(sim.now, p, 0x3333 + u32::from(i), 0, 0)
+}
+
+/// What the bridged legs relayed during [`talk`]: bytes and decoded audio per direction.
+#[derive(Default)]
+struct Relayed {
+    bytes: Vec<Vec<u8>>,
+    to_citizen: Vec<i16>,
+    to_agent: Vec<i16>,
+}
+
+/// Slots `from..to` of 20 ms: at 5 ms into each, the citizen sends 440 Hz, the agent 1 kHz
+/// and every listener 2 kHz (each in its own codec).
+fn talk(
+    sim: &mut Sim,
+    (citizen, agent): (StreamId, StreamId),
+    listeners: &[StreamId],
+    slots: std::ops::Range<u16>,
+) -> Relayed {
+    let mut r = Relayed::default();
+    for n in slots {
+        sim.run_until(Duration::from_millis(20 * u64::from(n) + 5));
+        let ts = 160 * u32::from(n);
+        let codec = |e: &Engine, id| e.stream(id).unwrap().params.codec;
+        let (cc, ac) = (codec(&sim.engine, citizen), codec(&sim.engine, agent));
+        let c_pkt = audio(cc, n, ts, &sine(440.0, n.into()));
+        let (t, b) = sim.feed(citizen, PEER, &c_pkt).expect("relayed to agent");
+        assert_eq!(t.stream, agent);
+        r.to_agent.extend(decoded(&b));
+        r.bytes.push(b);
+        let a_pkt = audio(ac, n, 7000 + ts, &sine(1000.0, n.into()));
+        let (t, b) = sim.feed(agent, AGENT, &a_pkt).expect("relayed to citizen");
+        assert_eq!(t.stream, citizen);
+        r.to_citizen.extend(decoded(&b));
+        r.bytes.push(b);
+        for (i, &l) in listeners.iter().enumerate() {
+            let from = format!("127.0.0.1:{}", 41000 + i);
+            let pkt = audio(codec(&sim.engine, l), n, ts, &sine(2000.0, n.into()));
+            assert!(
+                sim.feed(l, &from, &pkt).is_none(),
+                "a listener's audio goes nowhere"
+            );
+        }
+    }
+    r
+}
+
+/// The decoded audio `id` sent between `from` and `to` (simulated time).
+fn sent_audio(sim: &Sim, id: StreamId, from: Duration, to: Duration) -> Vec<i16> {
+    sim.sent
+        .iter()
+        .filter(|(t, x, _)| x.stream == id && *t >= from && *t < to)
+        .flat_map(|(_, _, b)| decoded(b))
+        .collect()
+}
+
+fn assert_hears(pcm: &[i16], present: &[f64], absent: &[f64], who: &str) {
+    assert!(pcm.len() >= 8000, "{who}: at least 1 s of audio");
+    for &f in present {
+        let level = tone_level(pcm, f);
+        assert!(level > 3000.0, "{who} hears {f} Hz (level {level:.0})");
+    }
+    for &f in absent {
+        let level = tone_level(pcm, f);
+        assert!(
+            level < 200.0,
+            "{who} does not hear {f} Hz (level {level:.0})"
+        );
+    }
+}
+
+#[test]
+fn a_bridge_forwards_different_tones_both_ways() {
+    let mut sim = Sim::new();
+    let call = bridged(&mut sim, Codec::Pcma, Codec::Pcmu);
+    let r = talk(&mut sim, call, &[], 0..100);
+    assert_hears(&r.to_agent, &[440.0], &[1000.0], "the agent");
+    assert_hears(&r.to_citizen, &[1000.0], &[440.0], "the citizen");
+}
+
+#[test]
+fn a_listener_hears_both_directions_and_nobody_hears_the_listener() {
+    // The same call without a listener, for the bytes the legs relay.
+    let mut plain = Sim::new();
+    let call = bridged(&mut plain, Codec::Pcmu, Codec::Pcmu);
+    let _idle = listener(&mut plain, Codec::Pcmu, 0);
+    let without = talk(&mut plain, call, &[], 0..100);
+
+    let mut sim = Sim::new();
+    let (citizen, agent) = bridged(&mut sim, Codec::Pcmu, Codec::Pcmu);
+    let l = listener(&mut sim, Codec::Pcmu, 0);
+    assert!(sim.engine.listen(l, agent));
+    assert!(sim.engine.is_listening(l));
+    let with = talk(&mut sim, (citizen, agent), &[l], 0..100);
+    assert_eq!(
+        with.bytes, without.bytes,
+        "the legs relay exactly the same packets with a listener"
+    );
+    assert_hears(&with.to_agent, &[440.0], &[1000.0, 2000.0], "the agent");
+    assert_hears(&with.to_citizen, &[1000.0], &[440.0, 2000.0], "the citizen");
+
+    // The listener is paced every 20 ms from its start with consecutive numbering.
+    let pkts: Vec<_> = sim
+        .sent
+        .iter()
+        .filter(|(_, t, _)| t.stream == l)
+        .map(|(at, _, b)| (*at, RtpView::parse(b).unwrap()))
+        .collect();
+    assert_eq!(pkts.len(), 100, "0 ms to 1980 ms");
+    for (i, (at, p)) in pkts.iter().enumerate() {
+        assert_eq!(*at, Duration::from_millis(20 * i as u64));
+        assert_eq!(p.sequence, 1 + i as u16);
+        assert_eq!(p.timestamp, 160 * i as u32);
+        assert_eq!((p.payload_type, p.ssrc, p.payload.len()), (0, 0x3333, 160));
+    }
+    let heard = sent_audio(&sim, l, Duration::from_millis(40), Duration::from_secs(2));
+    assert_hears(&heard, &[440.0, 1000.0], &[2000.0], "the listener");
+    // Frame by frame: after the first tick every frame carries both parties.
+    for (i, frame) in heard.chunks(FRAME).enumerate() {
+        assert!(
+            tone_level(frame, 440.0) > 2000.0 && tone_level(frame, 1000.0) > 2000.0,
+            "frame {i} has both parties"
+        );
+    }
+
+    // The listener's digits are still reported, and go nowhere.
+    let mut tx = Rfc4733Sender::new(Digit::from_char('7').unwrap(), 99_000, 800);
+    let mut ev = [0u8; 4];
+    let mut seq = 1000;
+    while let Some((marker, ts)) = tx.next_packet(&mut ev) {
+        let mut buf = [0u8; 64];
+        seq += 1;
+        let n = write_packet(&mut buf, 101, marker, seq, ts, 9, &ev).unwrap();
+        assert!(sim.feed(l, "127.0.0.1:41000", &buf[..n]).is_none());
+    }
+    assert!(sim.events.iter().any(|(_, e)| *e
+        == MediaEvent::Digit {
+            stream: l,
+            digit: Digit::from_char('7').unwrap()
+        }));
+}
+
+#[test]
+fn two_listeners_on_one_bridge_both_hear_it() {
+    let mut sim = Sim::new();
+    let (citizen, agent) = bridged(&mut sim, Codec::Pcma, Codec::Pcmu);
+    sim.run_until(Duration::from_millis(7)); // the second listener ticks out of phase
+    let l1 = listener(&mut sim, Codec::Pcmu, 0);
+    let l2 = listener(&mut sim, Codec::Pcma, 1);
+    assert!(sim.engine.listen(l1, citizen));
+    assert!(sim.engine.listen(l2, agent));
+    let r = talk(&mut sim, (citizen, agent), &[l1, l2], 1..101);
+    assert_hears(&r.to_agent, &[440.0], &[1000.0, 2000.0], "the agent");
+    assert_hears(&r.to_citizen, &[1000.0], &[440.0, 2000.0], "the citizen");
+    for l in [l1, l2] {
+        let heard = sent_audio(&sim, l, Duration::from_millis(60), Duration::from_secs(2));
+        assert_hears(&heard, &[440.0, 1000.0], &[2000.0], "each listener");
+    }
+}
+
+#[test]
+fn a_pcma_listener_on_a_pcmu_bridge_gets_pcma() {
+    let mut sim = Sim::new();
+    let call = bridged(&mut sim, Codec::Pcmu, Codec::Pcmu);
+    let l = listener(&mut sim, Codec::Pcma, 0);
+    assert!(sim.engine.listen(l, call.0));
+    talk(&mut sim, call, &[l], 0..100);
+    assert!(sim
+        .sent
+        .iter()
+        .filter(|(_, t, _)| t.stream == l)
+        .all(|(_, _, b)| RtpView::parse(b).unwrap().payload_type == 8));
+    let heard = sent_audio(&sim, l, Duration::from_millis(40), Duration::from_secs(2));
+    assert_hears(&heard, &[440.0, 1000.0], &[2000.0], "the PCMA listener");
+}
+
+#[test]
+fn unlisten_stops_the_mix_and_silence_follows() {
+    let mut sim = Sim::new();
+    let call = bridged(&mut sim, Codec::Pcmu, Codec::Pcma);
+    let l = listener(&mut sim, Codec::Pcmu, 0);
+    assert!(sim.engine.listen(l, call.1));
+    talk(&mut sim, call, &[l], 0..50);
+    sim.engine.unlisten(l);
+    assert!(!sim.engine.is_listening(l));
+    talk(&mut sim, call, &[l], 50..150);
+    let after = sent_audio(&sim, l, Duration::from_millis(1020), Duration::from_secs(3));
+    assert_eq!(after.len(), 99 * FRAME, "still paced every 20 ms");
+    assert!(
+        after.iter().all(|&x| x.abs() < 16),
+        "silence after unlisten"
+    );
+    assert!(!sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, MediaEvent::ListenTargetGone { .. })));
+}
+
+#[test]
+fn when_the_bridge_ends_listeners_are_told_and_hear_silence() {
+    let mut sim = Sim::new();
+    let call = bridged(&mut sim, Codec::Pcmu, Codec::Pcmu);
+    let (l1, l2) = (
+        listener(&mut sim, Codec::Pcmu, 0),
+        listener(&mut sim, Codec::Pcma, 1),
+    );
+    // Refused: no bridge, or the listener is a party.
+    assert!(!sim.engine.listen(call.0, call.1));
+    assert!(!sim.engine.listen(l1, l2));
+    assert!(sim.engine.listen(l1, call.0) && sim.engine.listen(l2, call.1));
+    talk(&mut sim, call, &[l1, l2], 0..50);
+    sim.engine.unbridge(call.1);
+    let gone: Vec<_> = sim
+        .engine
+        .poll_event()
+        .into_iter()
+        .chain(sim.engine.poll_event())
+        .collect();
+    assert_eq!(
+        gone,
+        vec![
+            MediaEvent::ListenTargetGone { listener: l1 },
+            MediaEvent::ListenTargetGone { listener: l2 }
+        ]
+    );
+    assert!(sim.engine.poll_event().is_none());
+    assert!(!sim.engine.is_listening(l1) && !sim.engine.is_listening(l2));
+    sim.run_until(Duration::from_secs(2));
+    for l in [l1, l2] {
+        let after = sent_audio(&sim, l, Duration::from_millis(1020), Duration::from_secs(3));
+        assert_eq!(after.len(), 50 * FRAME, "silence, paced every 20 ms");
+        assert!(after.iter().all(|&x| x.abs() < 16));
+    }
+
+    // A party removed (hang-up), or bridged elsewhere, ends listening too.
+    sim.engine.bridge(call.0, call.1, None);
+    assert!(sim.engine.listen(l1, call.0));
+    sim.engine.remove(call.1);
+    assert_eq!(
+        sim.engine.poll_event(),
+        Some(MediaEvent::ListenTargetGone { listener: l1 })
+    );
+    let other = listener(&mut sim, Codec::Pcmu, 7);
+    let third = listener(&mut sim, Codec::Pcmu, 8);
+    sim.engine.bridge(call.0, other, None);
+    assert!(sim.engine.listen(l2, other));
+    sim.engine.bridge(call.0, third, None);
+    assert_eq!(
+        sim.engine.poll_event(),
+        Some(MediaEvent::ListenTargetGone { listener: l2 })
+    );
+    assert_eq!(
+        sim.engine.stream(other).unwrap().bridge,
+        None,
+        "the old peer is unbridged"
+    );
+}
+
+#[test]
+fn bursty_packets_reach_the_listener_without_gaps() {
+    let mut sim = Sim::new();
+    let (citizen, agent) = bridged(&mut sim, Codec::Pcmu, Codec::Pcmu);
+    let l = listener(&mut sim, Codec::Pcmu, 0);
+    assert!(sim.engine.listen(l, citizen));
+    // Packets arrive two at a time every 40 ms (the citizen) and 13 ms late every third
+    // time (the agent).
+    for n in (0..100u16).step_by(2) {
+        for k in [n, n + 1] {
+            let late = if k % 3 == 0 { 13 } else { 0 };
+            sim.run_until(Duration::from_millis(20 * u64::from(k) + 5 + late));
+            let ts = 160 * u32::from(k);
+            let pkt = audio(Codec::Pcmu, k, ts, &sine(1000.0, k.into()));
+            sim.feed(agent, AGENT, &pkt);
+        }
+        for k in [n, n + 1] {
+            let pkt = audio(Codec::Pcmu, k, 160 * u32::from(k), &sine(440.0, k.into()));
+            sim.feed(citizen, PEER, &pkt);
+        }
+    }
+    let heard = sent_audio(&sim, l, Duration::from_millis(80), Duration::from_secs(2));
+    for (i, frame) in heard.chunks(FRAME).enumerate() {
+        assert!(
+            tone_level(frame, 440.0) > 2000.0 && tone_level(frame, 1000.0) > 2000.0,
+            "frame {i} has both parties"
+        );
+    }
+    // A party falling silent (lost packets) is mixed as silence, not repeated.
+    sim.sent.clear();
+    for n in 100..160u16 {
+        sim.run_until(Duration::from_millis(20 * u64::from(n) + 5));
+        let pkt = audio(Codec::Pcmu, n, 160 * u32::from(n), &sine(1000.0, n.into()));
+        sim.feed(agent, AGENT, &pkt);
+    }
+    let heard = sent_audio(&sim, l, Duration::from_millis(2100), Duration::from_secs(4));
+    assert_hears(&heard, &[1000.0], &[440.0], "the listener, citizen silent");
+}
+
+#[test]
+fn ten_thousand_packets_do_not_grow_any_buffer() {
+    // Counting allocations needs a global allocator (unsafe, forbidden in this crate), so
+    // this checks every growable buffer the engine owns; the per-packet paths themselves
+    // only use stack arrays and the fixed `PcmRing` in each stream.
+    let start = Instant::now();
+    let mut engine = Engine::new(EngineConfig::default(), 8);
+    let c = engine.add(start, params(Codec::Pcma, None), 1, 0, 0);
+    let a_params = StreamParams {
+        remote: Some(AGENT.parse().unwrap()),
+        ..params(Codec::Pcmu, None)
+    };
+    let a = engine.add(start, a_params, 2, 0, 0);
+    let l_params = StreamParams {
+        remote: Some("127.0.0.1:41000".parse().unwrap()),
+        ..params(Codec::Pcmu, None)
+    };
+    let l1 = engine.add(start, l_params, 3, 0, 0);
+    let l2 = engine.add(start, l_params, 4, 0, 0);
+    engine.bridge(c, a, None);
+    assert!(engine.listen(l1, c) && engine.listen(l2, a));
+    let (peer, agent, lsrc): (SocketAddr, SocketAddr, SocketAddr) = (
+        PEER.parse().unwrap(),
+        AGENT.parse().unwrap(),
+        "127.0.0.1:41000".parse().unwrap(),
+    );
+    let capacities = |e: &Engine| {
+        (
+            e.streams.capacity(),
+            e.free.capacity(),
+            e.schedule.capacity(),
+            e.events.capacity(),
+            e.recordings.capacity(),
+        )
+    };
+    let before = capacities(&engine);
+    let mut out = [0u8; 1500];
+    let mut pkt = [0u8; 200];
+    let mut payload = [0u8; FRAME];
+    let mut pcm = [0i16; FRAME];
+    let mut sent = [0u64; 2];
+    for n in 0..10_000u32 {
+        let now = start + PTIME * n + Duration::from_millis(5);
+        while let Some(t) = engine.poll_transmit(now, &mut out) {
+            if t.stream == l1 || t.stream == l2 {
+                sent[usize::from(t.stream == l2)] += 1;
+            }
+        }
+        for (i, x) in pcm.iter_mut().enumerate() {
+            *x = (((n as usize * FRAME + i) % 18) as i16 - 9) * 800;
+        }
+        for (id, from, codec) in [
+            (c, peer, Codec::Pcma),
+            (a, agent, Codec::Pcmu),
+            (l1, lsrc, Codec::Pcmu),
+        ] {
+            codec.encode(&pcm, &mut payload);
+            let seq = n as u16;
+            let len = write_packet(
+                &mut pkt,
+                codec.payload_type(),
+                false,
+                seq,
+                n * 160,
+                9,
+                &payload,
+            )
+            .unwrap();
+            let _ = engine.handle_datagram(now, id, from, &pkt[..len], &mut out);
+        }
+        while engine.poll_event().is_some() {}
+    }
+    assert_eq!(sent, [10_000, 10_000]);
+    assert_eq!(capacities(&engine), before);
+}
