@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::{Rng, RngCore};
 
-use super::{
-    DialogKey, Endpoint, EndpointConfig, Event, Flow, Output, Transport, ALLOW, SUPPORTED,
-};
+use super::refer::ReferSubscription;
+use super::registrar::BindingId;
+use super::{DialogKey, Endpoint, EndpointConfig, Event, Flow, Output, Transport, SUPPORTED};
 use crate::auth;
 use crate::build::Builder;
 use crate::message::{HeaderName, Message, Method};
@@ -90,6 +90,10 @@ pub(crate) enum Purpose {
     Reinvite,
     Update,
     Refresh,
+    /// A NOTIFY of a REFER subscription.
+    Notify,
+    /// OPTIONS to a registered binding (no call).
+    Qualify(BindingId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +160,8 @@ pub(crate) struct Call {
     auth_tried: bool,
     peer_allows_update: bool,
     supports_timer: bool,
+    /// The subscription of the peer's last REFER, while it lasts.
+    pub(crate) refer: Option<ReferSubscription>,
 }
 
 impl Call {
@@ -214,6 +220,7 @@ impl Call {
             peer_allows_update: invite.has_token(&HeaderName::Allow, "UPDATE"),
             supports_timer: invite.has_token(&HeaderName::Supported, "timer")
                 || invite.has_token(&HeaderName::Require, "timer"),
+            refer: None,
         })
     }
 
@@ -309,12 +316,17 @@ impl Call {
     ) -> Builder {
         Builder::response_to(&req.headers, code, Some(&self.local_tag))
             .header(HeaderName::Contact, contact(&self.flow, config))
-            .header(HeaderName::Allow, ALLOW)
+            .header(HeaderName::Allow, allow_for(config))
             .header(HeaderName::Supported, SUPPORTED)
     }
 
     /// A new request inside the dialog (RFC 3261 §12.2.1.1).
-    fn request(&mut self, method: Method, branch: &str, config: &EndpointConfig) -> Builder {
+    pub(crate) fn request(
+        &mut self,
+        method: Method,
+        branch: &str,
+        config: &EndpointConfig,
+    ) -> Builder {
         if method != Method::Ack && method != Method::Cancel {
             self.local_cseq += 1;
         }
@@ -332,9 +344,11 @@ impl Call {
         for r in &self.route_set {
             b.push(HeaderName::Route, r.clone());
         }
-        if matches!(method, Method::Invite | Method::Update) {
+        if matches!(method, Method::Invite | Method::Update | Method::Notify) {
             b.push(HeaderName::Contact, contact(&self.flow, config));
-            b.push(HeaderName::Allow, ALLOW);
+        }
+        if matches!(method, Method::Invite | Method::Update) {
+            b.push(HeaderName::Allow, allow_for(config));
             b.push(HeaderName::Supported, SUPPORTED);
         }
         b.push(HeaderName::UserAgent, config.user_agent.clone());
@@ -372,7 +386,16 @@ fn session_due(now: Instant, interval: u32, we_refresh: bool) -> Instant {
     now + Duration::from_secs(secs.max(1))
 }
 
-fn host_of(flow: &Flow, config: &EndpointConfig) -> String {
+/// The `Allow` value for this configuration: with REGISTER when the registrar is on.
+pub(crate) fn allow_for(config: &EndpointConfig) -> &'static str {
+    if config.registrar.is_some() {
+        super::ALLOW_WITH_REGISTER
+    } else {
+        super::ALLOW
+    }
+}
+
+pub(crate) fn host_of(flow: &Flow, config: &EndpointConfig) -> String {
     let ip = config.public_ip.unwrap_or(flow.local.ip());
     match ip {
         std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", flow.local.port()),
@@ -389,7 +412,7 @@ fn contact(flow: &Flow, config: &EndpointConfig) -> String {
     format!("<sip:kald@{}{t}>", host_of(flow, config))
 }
 
-fn via(flow: &Flow, branch: &str) -> String {
+pub(crate) fn via(flow: &Flow, branch: &str) -> String {
     let host = match flow.local.ip() {
         std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", flow.local.port()),
         v4 => format!("{v4}:{}", flow.local.port()),
@@ -619,6 +642,7 @@ impl Endpoint {
             auth_tried: false,
             peer_allows_update: false,
             supports_timer: false,
+            refer: None,
         };
         let req = call
             .request(Method::Invite, &branch, &self.config)
@@ -745,7 +769,8 @@ impl Endpoint {
             Purpose::Reinvite | Purpose::Update | Purpose::Refresh => {
                 self.offer_response(now, id, purpose, code, resp)
             }
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Notify if code >= 200 => self.notify_done(now, id, code),
+            Purpose::Cancel | Purpose::Bye | Purpose::Notify | Purpose::Qualify(_) => {}
         }
     }
 
@@ -1011,7 +1036,8 @@ impl Endpoint {
                 self.send_bye(now, id);
                 self.end_call(id, EndReason::Timeout);
             }
-            Purpose::Cancel | Purpose::Bye => {}
+            Purpose::Notify => self.notify_done(now, id, 0),
+            Purpose::Cancel | Purpose::Bye | Purpose::Qualify(_) => {}
         }
     }
 

@@ -21,6 +21,8 @@
 mod call;
 mod check;
 mod policy;
+mod refer;
+mod registrar;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use rand_chacha::ChaCha8Rng;
 pub use crate::transaction::State as TransactionState;
 pub use call::{CallState, Dial, EndReason, Role};
 pub use policy::{NumberRoute, Trunk};
+pub use registrar::{BindingId, BindingView, RegistrarConfig, RegistrarUser, UnregisterReason};
 
 use crate::build::Builder;
 use crate::error::{ParseError, ParseErrorKind};
@@ -45,9 +48,12 @@ use call::{Call, Purpose};
 use kald_core::CallId;
 
 /// The methods kald accepts, for `Allow` headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY";
+/// The methods kald accepts when its registrar is on.
+pub const ALLOW_WITH_REGISTER: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, NOTIFY, REGISTER";
 /// The option tags kald supports, for `Supported` headers.
-pub const SUPPORTED: &str = "timer";
+pub const SUPPORTED: &str = "timer, replaces";
 
 /// How a message travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,16 +134,22 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// A new call from a trunk to an entry point. Answer with [`Endpoint::ring`],
-    /// [`Endpoint::answer`] or [`Endpoint::reject`]. `offer` is `None` for a delayed-offer
-    /// INVITE: then the 200 carries kald's offer and the answer comes with [`Event::Confirmed`].
+    /// A new call from a trunk to an entry point, or from an authenticated agent. Answer with
+    /// [`Endpoint::ring`], [`Endpoint::answer`] or [`Endpoint::reject`]. `offer` is `None` for
+    /// a delayed-offer INVITE: then the 200 carries kald's offer and the answer comes with
+    /// [`Event::Confirmed`].
     Incoming {
         /// kald's id for the call.
         call: CallId,
-        /// The entry point (flow) the dialled number maps to.
+        /// Trunk calls: the entry point (flow) the dialled number maps to. Agent calls: the
+        /// Request-URI's user, %-decoded (`*20`, a colleague's login, a queue name).
         entry_point: String,
-        /// The trunk it came from.
+        /// The trunk it came from; empty for agent calls.
         trunk: String,
+        /// The authenticated agent login for calls from agents' phones; `None` from trunks.
+        agent: Option<String>,
+        /// The call an agent's INVITE with `Replaces` (RFC 3891) takes over.
+        replaces: Option<CallId>,
         /// The SDP offer, if the INVITE had one.
         offer: Option<Bytes>,
         /// The caller's number or user part (personal data: never log it).
@@ -206,6 +218,48 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
+    /// The peer asked, with an in-dialog REFER (RFC 3515), to transfer the call; kald
+    /// answered 202 and NOTIFYed `100 Trying`. Report the outcome with
+    /// [`Endpoint::notify_refer`].
+    Refer {
+        /// The call the REFER came in.
+        call: CallId,
+        /// The Refer-To URI without its `?headers` part.
+        target: String,
+        /// The call a `Replaces` in Refer-To names (attended transfer), if kald has it.
+        replaces: Option<CallId>,
+        /// Refer-To had a `Replaces` naming no call kald has (or an unreadable one).
+        replaces_unknown: bool,
+    },
+    /// An agent's phone registered a new contact.
+    Registered {
+        /// The agent login.
+        user: String,
+        /// The new binding.
+        binding: BindingId,
+        /// Its Contact URI.
+        contact: String,
+        /// The flow it registered over.
+        flow: Flow,
+    },
+    /// A binding is gone.
+    Unregistered {
+        /// The agent login.
+        user: String,
+        /// The binding.
+        binding: BindingId,
+        /// Why.
+        reason: UnregisterReason,
+    },
+    /// Whether the agent has at least one reachable binding changed: `true` when the first
+    /// one registers or answers OPTIONS again, `false` when the last one stops answering or
+    /// goes away.
+    Reachability {
+        /// The agent login.
+        user: String,
+        /// The new state.
+        reachable: bool,
+    },
 }
 
 /// Settings of an endpoint.
@@ -231,6 +285,8 @@ pub struct EndpointConfig {
     /// An outgoing INVITE still ringing after this is cancelled (the ACD uses shorter ring
     /// timeouts of its own).
     pub max_ringing: std::time::Duration,
+    /// The registrar for agents' softphones; `None` turns REGISTER off (405).
+    pub registrar: Option<RegistrarConfig>,
 }
 
 impl Default for EndpointConfig {
@@ -245,6 +301,7 @@ impl Default for EndpointConfig {
             public_ip: None,
             max_unanswered: std::time::Duration::from_secs(300),
             max_ringing: std::time::Duration::from_secs(180),
+            registrar: None,
         }
     }
 }
@@ -295,11 +352,13 @@ struct ClientEntry {
     armed: Option<Instant>,
 }
 
-/// Which transaction a timer-heap entry belongs to.
+/// What a timer-heap entry belongs to.
 #[derive(Debug, Clone)]
-enum TxKey {
+enum TimerKey {
     Server(ServerKey),
     Client(ClientKey),
+    /// A registrar binding's expiry or qualify.
+    Binding(BindingId),
 }
 
 /// Transaction deadlines in time order, so finding the next one does not scan every
@@ -308,12 +367,12 @@ enum TxKey {
 #[derive(Default)]
 struct TimerHeap {
     heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
-    keys: HashMap<u64, TxKey>,
+    keys: HashMap<u64, TimerKey>,
     seq: u64,
 }
 
 impl TimerHeap {
-    fn arm(&mut self, at: Instant, key: TxKey) {
+    fn arm(&mut self, at: Instant, key: TimerKey) {
         self.seq += 1;
         self.heap.push(std::cmp::Reverse((at, self.seq)));
         self.keys.insert(self.seq, key);
@@ -324,7 +383,7 @@ impl TimerHeap {
     }
 
     /// The next entry due at `now`, removed from the heap.
-    fn pop_due(&mut self, now: Instant) -> Option<(Instant, TxKey)> {
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerKey)> {
         loop {
             let std::cmp::Reverse((at, seq)) = *self.heap.peek()?;
             if at > now {
@@ -392,6 +451,14 @@ impl ClientTx {
     }
 }
 
+/// Where an out-of-dialog request comes from.
+enum Origin {
+    /// A carrier or SBC.
+    Trunk(Trunk),
+    /// An agent's phone inside the registrar networks (authenticated by digest).
+    Agent,
+}
+
 /// Key of a dialog: Call-ID, local tag, remote tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DialogKey {
@@ -414,12 +481,18 @@ pub struct Endpoint {
     stats: Stats,
     accepting: bool,
     timers: TimerHeap,
+    registrar: Option<registrar::Registrar>,
 }
 
 impl Endpoint {
     /// A new endpoint.
     pub fn new(config: EndpointConfig) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(config.rng_seed);
+        let registrar = config.registrar.clone().map(|r| {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            registrar::Registrar::new(r, key)
+        });
         Self {
             config,
             rng,
@@ -432,6 +505,7 @@ impl Endpoint {
             stats: Stats::default(),
             accepting: true,
             timers: TimerHeap::default(),
+            registrar,
         }
     }
 
@@ -517,6 +591,7 @@ impl Endpoint {
                 for call in dead {
                     self.end_call(call, EndReason::TransportClosed);
                 }
+                self.connection_closed_bindings(id);
             }
         }
     }
@@ -537,7 +612,7 @@ impl Endpoint {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((at, key)) = self.timers.pop_due(now) {
             match key {
-                TxKey::Server(key) => {
+                TimerKey::Server(key) => {
                     let Some(e) = self.server.get_mut(&key) else {
                         continue;
                     };
@@ -550,7 +625,7 @@ impl Endpoint {
                     }
                     self.drain_server(&key);
                 }
-                TxKey::Client(key) => {
+                TimerKey::Client(key) => {
                     let Some(e) = self.client.get_mut(&key) else {
                         continue;
                     };
@@ -563,6 +638,7 @@ impl Endpoint {
                     }
                     self.drain_client(now, &key);
                 }
+                TimerKey::Binding(id) => self.binding_timeout(now, id, at),
             }
         }
         let due: Vec<CallId> = self
@@ -642,7 +718,7 @@ impl Endpoint {
                 b = b.reason(e.reason_phrase());
                 self.stats.malformed_answered += 1;
             } else {
-                b.push(HeaderName::Allow, ALLOW);
+                b.push(HeaderName::Allow, self.allow());
             }
             self.transmit(flow, b.build().to_bytes());
             return;
@@ -679,13 +755,26 @@ impl Endpoint {
 
     fn receive_out_of_dialog(&mut self, now: Instant, flow: Flow, key: ServerKey, msg: Message) {
         let method = msg.method().cloned().unwrap_or(Method::Ack);
-        let Some(trunk) = self
+        if method == Method::Register && self.registrar.is_some() {
+            self.receive_register(now, flow, key, msg);
+            return;
+        }
+        let trunk = self
             .config
             .trunks
             .iter()
             .find(|t| t.allows(flow.remote.ip()))
-            .cloned()
-        else {
+            .cloned();
+        let from_agents = self
+            .registrar
+            .as_ref()
+            .is_some_and(|r| r.allows(flow.remote.ip()));
+        let origin = match trunk {
+            Some(t) => Some(Origin::Trunk(t)),
+            None if from_agents => Some(Origin::Agent),
+            None => None,
+        };
+        let Some(origin) = origin else {
             self.stats.refused_source += 1;
             tracing::info!(method = %method, "refused request from a source that is no trunk");
             let tag = self.tag();
@@ -700,13 +789,16 @@ impl Endpoint {
             return;
         };
         let tag = self.tag();
+        let allow = self.allow();
         let refuse = |code: u16| Builder::response_to(&msg.headers, code, Some(&tag));
         // RFC 3261 §8.2.1: method inspection.
         let b = match method {
-            Method::Other(_) => Some(refuse(501).header(HeaderName::Allow, ALLOW)),
-            Method::Bye => Some(refuse(481)),
+            Method::Other(_) => Some(refuse(501).header(HeaderName::Allow, allow)),
+            Method::Bye | Method::Notify => Some(refuse(481)),
+            // kald takes REFERs only inside a call.
+            Method::Refer => Some(refuse(403).reason("REFER Outside A Dialog")),
             ref m if check::is_known_unsupported(m) => {
-                Some(refuse(405).header(HeaderName::Allow, ALLOW))
+                Some(refuse(405).header(HeaderName::Allow, allow))
             }
             _ => None,
         };
@@ -734,11 +826,11 @@ impl Endpoint {
             return;
         }
         if method == Method::Invite {
-            self.receive_invite(now, flow, key, msg, &trunk, tag);
+            self.receive_invite(now, flow, key, msg, origin, tag);
             return;
         }
         let b = refuse(200)
-            .header(HeaderName::Allow, ALLOW)
+            .header(HeaderName::Allow, allow)
             .header(HeaderName::Accept, "application/sdp")
             .header(HeaderName::Supported, SUPPORTED);
         self.reply(now, flow, key, &msg, b, None);
@@ -750,9 +842,19 @@ impl Endpoint {
         flow: Flow,
         key: ServerKey,
         msg: Message,
-        trunk: &Trunk,
+        origin: Origin,
         tag: String,
     ) {
+        // Agents' phones prove who they are (RFC 3261 §22.3: 407 as a proxy-like server).
+        let agent = match origin {
+            Origin::Trunk(_) => None,
+            Origin::Agent => {
+                let Some(user) = self.authenticate_agent(now, flow, &key, &msg, &tag, true) else {
+                    return;
+                };
+                Some(user)
+            }
+        };
         let refuse = |code: u16| Builder::response_to(&msg.headers, code, Some(&tag));
         // RFC 3261 §8.2.3: a body kald cannot read.
         let has_body = !msg.body.is_empty();
@@ -792,16 +894,38 @@ impl Endpoint {
             Some(u) => Some(u.to_owned()),
             None => msg.to().ok().and_then(|t| t.uri.user.map(str::to_owned)),
         };
-        let Some(entry_point) = number
-            .as_deref()
-            .and_then(|n| trunk.route(n))
-            .map(str::to_owned)
-        else {
+        let entry_point = match &origin {
+            Origin::Trunk(trunk) => number
+                .as_deref()
+                .and_then(|n| trunk.route(n))
+                .map(str::to_owned),
+            Origin::Agent => ruri
+                .and_then(|u| u.user)
+                .map(refer::percent_decode)
+                .filter(|u| !u.is_empty()),
+        };
+        let trunk_name = match &origin {
+            Origin::Trunk(t) => t.name.clone(),
+            Origin::Agent => String::new(),
+        };
+        let Some(entry_point) = entry_point else {
             self.stats.refused_number += 1;
-            tracing::info!(trunk = %trunk.name, "refused INVITE for a number no entry point owns");
+            tracing::info!(trunk = %trunk_name, "refused INVITE for a number no entry point owns");
             let b = refuse(404);
             self.reply(now, flow, key, &msg, b, None);
             return;
+        };
+        // RFC 3891 §3: a Replaces from an agent must name a dialog kald has.
+        let replaces = match agent {
+            None => None,
+            Some(_) => match self.invite_replaces(&msg) {
+                Ok(r) => r,
+                Err(code) => {
+                    let b = refuse(code);
+                    self.reply(now, flow, key, &msg, b, None);
+                    return;
+                }
+            },
         };
         let id = self.new_call_id();
         let call = Call::incoming(now, id, &msg, flow, tag.clone(), key.clone(), &self.config);
@@ -839,7 +963,9 @@ impl Endpoint {
         self.outputs.push_back(Output::Event(Event::Incoming {
             call: id,
             entry_point,
-            trunk: trunk.name.clone(),
+            trunk: trunk_name,
+            agent,
+            replaces,
             offer,
             caller,
             local: flow.local,
@@ -1018,14 +1144,20 @@ impl Endpoint {
                     .header(HeaderName::Accept, "application/sdp");
                 self.reply(now, flow, key, &msg, b, Some(id));
             }
+            Method::Refer => self.receive_refer(now, flow, key, msg, id),
+            Method::Notify => {
+                // NOTIFYs of a REFER kald sent (or any other) are acknowledged and dropped.
+                let b = Builder::response_to(&msg.headers, 200, None);
+                self.reply(now, flow, key, &msg, b, Some(id));
+            }
             Method::Other(_) => {
-                let b =
-                    Builder::response_to(&msg.headers, 501, None).header(HeaderName::Allow, ALLOW);
+                let b = Builder::response_to(&msg.headers, 501, None)
+                    .header(HeaderName::Allow, self.allow());
                 self.reply(now, flow, key, &msg, b, Some(id));
             }
             _ => {
-                let b =
-                    Builder::response_to(&msg.headers, 405, None).header(HeaderName::Allow, ALLOW);
+                let b = Builder::response_to(&msg.headers, 405, None)
+                    .header(HeaderName::Allow, self.allow());
                 self.reply(now, flow, key, &msg, b, Some(id));
             }
         }
@@ -1167,7 +1299,7 @@ impl Endpoint {
             if next.is_some() && next != e.armed {
                 e.armed = next;
                 if let Some(at) = next {
-                    self.timers.arm(at, TxKey::Server(key.clone()));
+                    self.timers.arm(at, TimerKey::Server(key.clone()));
                 }
             }
         }
@@ -1189,12 +1321,18 @@ impl Endpoint {
                     .outputs
                     .push_back(Output::Transmit(Transmit { flow, data })),
                 Some(TxOutput::Response(resp)) => {
-                    if let Some(call) = call {
+                    if let Purpose::Qualify(b) = purpose {
+                        if resp.status().is_some_and(|c| c >= 200) {
+                            self.qualify_result(b, true);
+                        }
+                    } else if let Some(call) = call {
                         self.client_response(now, call, purpose, resp);
                     }
                 }
                 Some(TxOutput::Timeout) => {
-                    if let Some(call) = call {
+                    if let Purpose::Qualify(b) = purpose {
+                        self.qualify_result(b, false);
+                    } else if let Some(call) = call {
                         self.client_timeout(now, call, purpose);
                     }
                 }
@@ -1208,7 +1346,7 @@ impl Endpoint {
             if next.is_some() && next != e.armed {
                 e.armed = next;
                 if let Some(at) = next {
-                    self.timers.arm(at, TxKey::Client(key.clone()));
+                    self.timers.arm(at, TimerKey::Client(key.clone()));
                 }
             }
         }
