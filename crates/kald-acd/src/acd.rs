@@ -1416,6 +1416,59 @@ impl Acd {
     }
 }
 
+#[cfg(test)]
+impl Acd {
+    /// Panics if the indexes disagree with the states, or if an idle agent could take a
+    /// routable call it is eligible for (routing must never leave such a pair behind).
+    pub(crate) fn assert_invariants(&self, now: Instant) {
+        for (slot, a) in self.agents.iter().enumerate() {
+            let Some(a) = a else { continue };
+            assert_eq!(
+                a.idle,
+                a.state == AgentState::Available && a.reachable,
+                "{}",
+                a.id
+            );
+            for &(q, level) in &a.skills {
+                let set = &self.queues[q].idle[usize::from(level) - 1];
+                assert_eq!(set.contains(&(a.available_seq, slot)), a.idle, "{}", a.id);
+            }
+            if a.state == AgentState::Ringing {
+                let call = a.call.expect("a ringing agent has a call");
+                let c = &self.calls[&call];
+                assert!(
+                    matches!(&c.state, CallState::Waiting { ring: Some(r) } if r.agent == slot)
+                );
+            }
+        }
+        for (q, queue) in self.queues.iter().enumerate() {
+            let mut counts = [0u32; 6];
+            for a in self.agents.iter().flatten() {
+                if a.skills.iter().any(|&(sq, _)| sq == q) {
+                    counts[a.state.index()] += 1;
+                }
+            }
+            assert_eq!(counts, queue.counts, "counts of {}", queue.config.name);
+            for (key, call) in &queue.routable {
+                let c = &self.calls[call];
+                assert!(c.is_routable() && c.key == *key && c.queue == q);
+                let allowed =
+                    allowed_level(&queue.config, now.saturating_duration_since(c.entered));
+                for (i, set) in queue.idle.iter().enumerate().take(usize::from(allowed)) {
+                    for &(_, slot) in set {
+                        assert!(
+                            c.excluded(slot, now).is_some(),
+                            "{call} waits in {} while level {} agent slot {slot} is idle",
+                            queue.config.name,
+                            i + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The highest skill level that may be offered a call that has waited `waited`:
 /// level n once it has waited (n-1) × secondary_after.
 fn allowed_level(config: &QueueConfig, waited: Duration) -> u8 {

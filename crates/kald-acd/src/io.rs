@@ -50,7 +50,7 @@ pub enum Input {
         queue: String,
         /// The caller's menu choice, shown to the agent.
         topic: String,
-        /// 0–9, higher is served first.
+        /// 0–9, higher is served first (above 9 counts as 9).
         priority: u8,
     },
     /// The caller hung up, or the flow took the call back (max wait); cancels a ring.
