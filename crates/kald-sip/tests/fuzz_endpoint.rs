@@ -1,6 +1,10 @@
 //! Fuzzing the whole endpoint on stable Rust: seeded random sequences of datagrams (plausible
 //! dialogs, the torture corpus, and mutations of both), clock jumps and call-handling actions.
 //!
+//! Half the sequences run with the registrar on, and then also send REGISTERs that answer the
+//! last digest challenge correctly (so bindings, expiry and qualify OPTIONS happen), REFERs
+//! with Refer-To/Replaces, and NOTIFYs of REFER progress.
+//!
 //! Invariants: nothing panics; everything kald transmits parses; replies go only to flows
 //! that sent something or that kald dialled; with the clock run far ahead and no input, every
 //! transaction ends. Sequences: `KALD_FUZZ_ENDPOINT_SEQS` (default 3,000). A failing seed
@@ -14,8 +18,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kald_core::CallId;
-use kald_sip::endpoint::{Dial, Endpoint, EndpointConfig, Event, Flow, Input, Output, Transport};
-use kald_sip::Message;
+use kald_sip::auth;
+use kald_sip::endpoint::{
+    Dial, Endpoint, EndpointConfig, Event, Flow, Input, Output, RegistrarConfig, RegistrarUser,
+    Transport,
+};
+use kald_sip::{HeaderName, Message};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -40,7 +48,8 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 const METHODS: &[&str] = &[
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "REGISTER", "FOO",
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "REGISTER", "REFER", "NOTIFY",
+    "FOO",
 ];
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
 
@@ -51,16 +60,24 @@ fn plausible(rng: &mut ChaCha8Rng, tags: &[String]) -> String {
     let branch = rng.random_range(0..4);
     let cseq = rng.random_range(1..4);
     let method = METHODS[rng.random_range(0..METHODS.len())];
-    let to_tag = if rng.random_bool(0.5) && !tags.is_empty() {
+    let to_tag = if rng.random_bool(if method == "REFER" { 0.9 } else { 0.5 }) && !tags.is_empty() {
         format!(";tag={}", tags[rng.random_range(0..tags.len())])
     } else {
         String::new()
     };
     let body = if rng.random_bool(0.5) { SDP } else { "" };
-    let extra = match rng.random_range(0..6) {
+    let pick = if method == "REFER" {
+        rng.random_range(3..5)
+    } else {
+        rng.random_range(0..9)
+    };
+    let extra = match pick {
         0 => "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
         1 => "Require: foo\r\n",
         2 => "Content-Type: application/dtmf-relay\r\n",
+        3 => "Refer-To: <sip:agent7@127.0.0.1?Replaces=c1%3Bto-tag%3Dx%3Bfrom-tag%3Df1>\r\n",
+        4 => "Refer-To: sip:*21@127.0.0.1\r\nEvent: refer\r\nSubscription-State: active\r\n",
+        5 => "Replaces: c2;to-tag=x;from-tag=f2\r\nExpires: 0\r\n",
         _ => "",
     };
     let ctype = if body.is_empty() {
@@ -111,12 +128,25 @@ fn mutate(rng: &mut ChaCha8Rng, data: &mut Vec<u8>) {
     }
 }
 
-fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
+/// Runs one sequence; returns how many bindings and REFERs it produced.
+fn run_sequence(seed: u64, corpus: &[Vec<u8>]) -> (usize, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let registrar = rng.random_bool(0.5).then(|| RegistrarConfig {
+        realm: "kald.test".into(),
+        networks: vec!["127.0.0.0/8".parse().unwrap()],
+        users: vec![RegistrarUser::new("agent7", "pw")],
+        ..RegistrarConfig::default()
+    });
+    let with_registrar = registrar.is_some();
     let mut ep = Endpoint::new(EndpointConfig {
         rng_seed: seed,
+        registrar,
         ..EndpointConfig::default()
     });
+    // The last digest challenge kald sent, to answer it correctly.
+    let mut challenge: Option<String> = None;
+    let mut reg_cseq = 0u32;
+    let (mut registered, mut refers) = (0, 0);
     let start = Instant::now();
     let mut now = start;
     let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
@@ -184,9 +214,49 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
                     },
                 ));
             }
+            8 if with_registrar => {
+                reg_cseq += 1;
+                let expires = [0, 30, 60, 120, 3600][rng.random_range(0..5)];
+                let contact = if rng.random_bool(0.1) {
+                    "*".to_owned()
+                } else {
+                    format!("<sip:agent7@10.0.0.{}:5060>", rng.random_range(1..4))
+                };
+                let authz = challenge
+                    .as_deref()
+                    .and_then(|c| auth::Challenge::parse(c).ok())
+                    .and_then(|c| {
+                        let cnonce = format!("{:08x}", rng.random::<u32>());
+                        auth::respond(&c, "REGISTER", "sip:127.0.0.1", "agent7", "pw", &cnonce, 1)
+                            .ok()
+                    })
+                    .map(|c| format!("Authorization: {c}\r\n"))
+                    .unwrap_or_default();
+                let text = format!(
+                    "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-reg{reg_cseq};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:agent7@127.0.0.1>;tag=r1\r\nTo: <sip:agent7@127.0.0.1>\r\nCall-ID: reg{seed}\r\n\
+CSeq: {reg_cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\n{authz}Content-Length: 0\r\n\r\n"
+                );
+                let remote: SocketAddr = "127.0.0.1:5062".parse().unwrap();
+                known.insert(remote);
+                let tcp = rng.random_bool(0.2);
+                let flow = Flow {
+                    transport: if tcp { Transport::Tcp } else { Transport::Udp },
+                    remote,
+                    local,
+                    connection: tcp.then_some(kald_sip::endpoint::ConnectionId(1)),
+                };
+                ep.handle_input(
+                    now,
+                    Input::Receive {
+                        flow,
+                        data: Bytes::from(text),
+                    },
+                );
+            }
             7 if !calls.is_empty() => {
                 let c = calls[rng.random_range(0..calls.len())];
-                let action = rng.random_range(0..7);
+                let action = rng.random_range(0..8);
                 if std::env::var("KALD_FUZZ_TRACE").is_ok() {
                     eprintln!("=== action {action} on {c} at {:?}", now - start);
                 }
@@ -202,6 +272,7 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
                         rng.random_bool(0.5)
                             .then(|| Bytes::from_static(SDP.as_bytes())),
                     ),
+                    6 => ep.notify_refer(now, c, 200, "OK", rng.random_bool(0.5)),
                     _ => ep.handle_input(
                         now,
                         Input::ConnectionClosed(kald_sip::endpoint::ConnectionId(1)),
@@ -242,10 +313,21 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
                         String::from_utf8_lossy(&t.data)
                     );
                     if let Ok(m) = m {
+                        if let Some(c) = m.header_str(&HeaderName::WwwAuthenticate) {
+                            challenge = Some(c.to_owned());
+                        }
                         if let Ok(to) = m.to() {
                             if let Some(tag) = to.tag() {
-                                if tags.len() < 8 && !tags.iter().any(|t| t == tag) {
-                                    tags.push(tag.to_owned());
+                                let dialog = m.status().is_some_and(|c| (200..300).contains(&c))
+                                    && m.cseq().is_ok_and(|c| c.method == kald_sip::Method::Invite);
+                                if !tags.iter().any(|t| t == tag) {
+                                    if tags.len() < 8 {
+                                        tags.push(tag.to_owned());
+                                    } else if dialog {
+                                        // Tags of answered calls matter most: they reach dialogs.
+                                        let i = rng.random_range(0..tags.len());
+                                        tags[i] = tag.to_owned();
+                                    }
                                 }
                             }
                         }
@@ -255,8 +337,11 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
                     if std::env::var("KALD_FUZZ_TRACE").is_ok() {
                         eprintln!("*** event {:?}: {e:?}", now - start);
                     }
-                    if let Event::Incoming { call, .. } = e {
-                        calls.push(call);
+                    match e {
+                        Event::Incoming { call, .. } => calls.push(call),
+                        Event::Registered { .. } => registered += 1,
+                        Event::Refer { .. } => refers += 1,
+                        _ => {}
                     }
                 }
             }
@@ -286,6 +371,7 @@ fn run_sequence(seed: u64, corpus: &[Vec<u8>]) {
         ep.transaction_states(),
         ep.call_count()
     );
+    (registered, refers)
 }
 
 #[test]
@@ -302,7 +388,14 @@ fn endpoint_survives_random_datagrams_clock_jumps_and_actions() {
     for &seed in REGRESSION_SEEDS {
         run_sequence(seed, &corpus);
     }
+    let (mut registered, mut refers) = (0, 0);
     for i in 0..iters {
-        run_sequence(base.wrapping_add(i), &corpus);
+        let (r, f) = run_sequence(base.wrapping_add(i), &corpus);
+        registered += r;
+        refers += f;
     }
+    if iters >= 1000 {
+        assert!(registered > 0, "no sequence registered a binding");
+    }
+    eprintln!("{registered} bindings, {refers} REFERs accepted");
 }

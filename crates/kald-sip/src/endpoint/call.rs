@@ -498,6 +498,11 @@ impl Endpoint {
     }
 
     /// End a call whatever its state: BYE, CANCEL, or an error response to an unanswered INVITE.
+    ///
+    /// This is also how a ringing outgoing leg is cancelled (RFC 3261 §9.1): CANCEL once a
+    /// provisional response came (before that, as soon as one comes), [`Event::Ended`] with
+    /// [`EndReason::Cancelled`] when the INVITE ends; a 2xx that crossed the CANCEL is ACKed
+    /// and ended with BYE.
     pub fn hangup(&mut self, now: Instant, id: CallId) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -279,6 +279,9 @@ impl Endpoint {
 }
 
 #[cfg(test)]
+mod endpoint_tests;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;

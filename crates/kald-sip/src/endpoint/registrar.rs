@@ -970,4 +970,4 @@ impl Endpoint {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

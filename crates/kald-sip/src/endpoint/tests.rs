@@ -371,7 +371,12 @@ From: <sip:a@127.0.0.1>;tag=1\nTo: <sip:b@127.0.0.1>\nCall-ID: zz\nCSeq: 1 CANCE
     assert_eq!(h.statuses(), vec![481]);
 }
 
-fn confirmed_call(h: &mut Harness, id: &str, extra: &str, body: &str) -> (CallId, String) {
+pub(super) fn confirmed_call(
+    h: &mut Harness,
+    id: &str,
+    extra: &str,
+    body: &str,
+) -> (CallId, String) {
     h.recv(&invite(id, extra, body));
     let (call, _) = incoming(h);
     h.ep.answer(
