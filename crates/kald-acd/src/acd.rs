@@ -120,6 +120,8 @@ struct Agent {
     state: AgentState,
     since: Option<Instant>,
     reachable: bool,
+    /// On a call the ACD did not route (see [`Input::Busy`]).
+    busy: bool,
     /// Sequence number of the moment it last became available (the idle order).
     available_seq: u64,
     idle_since: Option<Instant>,
@@ -401,7 +403,21 @@ impl Acd {
                 self.enter_queue(now, call, q, false);
                 Ok(())
             }
-            Input::Abandon { call } => self.abandon(now, call),
+            Input::Abandon { call } => self.abandon(now, call, false),
+            Input::MaxWait { call } => self.abandon(now, call, true),
+            Input::Busy { agent, busy } => {
+                let slot = self.slot(&agent)?;
+                let a = self.agent_mut(slot);
+                if a.busy != busy {
+                    a.busy = busy;
+                    self.sync_idle(slot);
+                    if !busy {
+                        self.route_agent(now, slot);
+                    }
+                }
+                Ok(())
+            }
+            Input::Transferred { call, agent } => self.transferred(now, call, &agent),
             Input::RingAnswered { call, agent } => self.ring_answered(now, call, &agent),
             Input::RingFailed { call, agent } => {
                 let slot = self.ringing_slot(call, &agent)?;
@@ -535,7 +551,9 @@ impl Acd {
         Ok(())
     }
 
-    fn abandon(&mut self, now: Instant, call: CallId) -> Result<(), AcdError> {
+    /// A waiting call leaves its queue unanswered: the caller hung up, or (`max_wait`) the
+    /// flow took it back.
+    fn abandon(&mut self, now: Instant, call: CallId, max_wait: bool) -> Result<(), AcdError> {
         let c = self
             .calls
             .get(&call)
@@ -560,12 +578,17 @@ impl Acd {
         queue.waiting.remove(&c.key);
         queue.routable.remove(&c.key);
         let queue = queue.config.name.clone();
-        self.event(AcdEvent::Abandoned {
-            call,
-            queue,
-            wait: now.saturating_duration_since(c.entered),
-            position,
-        });
+        let wait = now.saturating_duration_since(c.entered);
+        if max_wait {
+            self.event(AcdEvent::MaxWait { call, queue, wait });
+        } else {
+            self.event(AcdEvent::Abandoned {
+                call,
+                queue,
+                wait,
+                position,
+            });
+        }
         if let Some(slot) = freed {
             self.set_state(now, slot, AgentState::Available, None);
             self.route_agent(now, slot);
@@ -611,7 +634,7 @@ impl Acd {
             .ok_or(AcdError::UnknownCall { call })?;
         match c.state {
             // The caller hung up before an agent answered.
-            CallState::Waiting { .. } => self.abandon(now, call),
+            CallState::Waiting { .. } => self.abandon(now, call, false),
             CallState::Released => {
                 self.calls.remove(&call);
                 Ok(())
@@ -622,6 +645,49 @@ impl Acd {
                 Ok(())
             }
         }
+    }
+
+    fn transferred(&mut self, now: Instant, call: CallId, id: &str) -> Result<(), AcdError> {
+        let to = self.slot(id)?;
+        let c = self
+            .calls
+            .get(&call)
+            .ok_or(AcdError::UnknownCall { call })?;
+        let q = c.queue;
+        if let CallState::Talking { agent, answered } = c.state {
+            if agent == to {
+                return Ok(());
+            }
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.state = CallState::Released;
+            }
+            self.call_left_agent(now, call, agent, answered);
+        }
+        let a = self.agent_mut(to);
+        a.busy = false;
+        if a.state == AgentState::LoggedOut {
+            // Not working the queues: the ACD only keeps the call to know when it ends.
+            self.sync_idle(to);
+            return Ok(());
+        }
+        if a.state == AgentState::Ringing {
+            let other = self.cancel_agent_ring(now, to);
+            if let Some(other) = other {
+                self.route_call(now, other);
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.state = CallState::Talking {
+                agent: to,
+                answered: now,
+            };
+        }
+        self.set_state(now, to, AgentState::Talking, None);
+        let a = self.agent_mut(to);
+        a.call = Some(call);
+        a.call_queue = Some(q);
+        a.handle_started = Some((now, q));
+        Ok(())
     }
 
     fn requeue(
@@ -806,7 +872,7 @@ impl Acd {
             priority,
         });
         if nobody {
-            self.event(AcdEvent::NoAgentsLoggedIn { queue: name });
+            self.event(AcdEvent::NoAgentsLoggedIn { call, queue: name });
         }
         self.arm_escalation(now, call);
         self.route_call(now, call);
@@ -1140,7 +1206,7 @@ impl Acd {
         let Some(Some(a)) = self.agents.get_mut(slot) else {
             return;
         };
-        let should = a.state == AgentState::Available && a.reachable;
+        let should = a.state == AgentState::Available && a.reachable && !a.busy;
         if should == a.idle {
             return;
         }
@@ -1232,6 +1298,7 @@ impl Acd {
                         state: AgentState::LoggedOut,
                         since: None,
                         reachable: true,
+                        busy: false,
                         available_seq: 0,
                         idle_since: None,
                         idle: false,
@@ -1425,7 +1492,7 @@ impl Acd {
             let Some(a) = a else { continue };
             assert_eq!(
                 a.idle,
-                a.state == AgentState::Available && a.reachable,
+                a.state == AgentState::Available && a.reachable && !a.busy,
                 "{}",
                 a.id
             );

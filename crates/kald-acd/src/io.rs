@@ -91,6 +91,27 @@ pub enum Input {
         /// The call.
         call: CallId,
     },
+    /// A transfer handed the call to `agent` directly (not through a queue): the agent it
+    /// leaves goes to wrap-up, `agent` is talking on it (if logged in).
+    Transferred {
+        /// The call.
+        call: CallId,
+        /// The agent who has it now.
+        agent: String,
+    },
+    /// The agent is on a call the ACD did not route (a colleague's consult call): not
+    /// offered queue calls while `busy`.
+    Busy {
+        /// The agent login.
+        agent: String,
+        /// On such a call.
+        busy: bool,
+    },
+    /// The flow took the waiting call back at its maximum wait (unanswered, not abandoned).
+    MaxWait {
+        /// The call.
+        call: CallId,
+    },
 }
 
 /// What the driver must do or record, from [`crate::Acd::poll_output`].
@@ -206,8 +227,19 @@ pub enum AcdEvent {
     },
     /// A call entered a queue in which no agent with the skill is logged in.
     NoAgentsLoggedIn {
+        /// The call.
+        call: CallId,
         /// The queue.
         queue: String,
+    },
+    /// The call reached the flow's maximum wait and left the queue unanswered.
+    MaxWait {
+        /// The call.
+        call: CallId,
+        /// The queue.
+        queue: String,
+        /// How long it waited.
+        wait: Duration,
     },
 }
 

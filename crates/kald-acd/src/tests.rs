@@ -194,7 +194,10 @@ fn no_agents_logged_in_is_reported_once_per_entry() {
                 topic: "topic-q".into(),
                 priority: 0
             },
-            AcdEvent::NoAgentsLoggedIn { queue: "q".into() },
+            AcdEvent::NoAgentsLoggedIn {
+                call: c(1),
+                queue: "q".into()
+            },
         ]
     );
     // The call still waits; no repeat while it waits.
@@ -1306,4 +1309,105 @@ fn random_inputs_keep_the_invariants() {
             assert!(t > s.now);
         }
     }
+}
+
+#[test]
+fn a_busy_agent_is_not_offered_calls_until_free() {
+    let mut s = Sim::new(config(
+        vec![queue("q")],
+        vec![agent("a", &[("q", 1)]), agent("b", &[("q", 1)])],
+    ));
+    s.login("a");
+    s.at(1);
+    s.login("b");
+    // a is on a colleague's consult call: b rings although a has been idle longer.
+    s.ok(Input::Busy {
+        agent: "a".into(),
+        busy: true,
+    });
+    s.take();
+    s.enqueue(1, "q", 0);
+    assert_eq!(s.rings(), vec![ring(1, "b")]);
+    s.enqueue(2, "q", 0);
+    assert_eq!(s.rings(), vec![], "a busy agent rang");
+    assert_eq!(s.state("a"), AgentState::Available);
+    s.ok(Input::Busy {
+        agent: "a".into(),
+        busy: false,
+    });
+    assert_eq!(s.rings(), vec![ring(2, "a")]);
+}
+
+#[test]
+fn a_transfer_to_a_colleague_moves_the_call_and_wraps_up_the_first_agent() {
+    let mut s = Sim::new(config(
+        vec![queue("q")],
+        vec![agent("a", &[("q", 1)]), agent("b", &[("q", 1)])],
+    ));
+    s.login("a");
+    s.at(1);
+    s.login("b");
+    s.enqueue(1, "q", 0);
+    assert_eq!(s.rings(), vec![ring(1, "a")]);
+    s.answer(1, "a");
+    s.at(30);
+    s.take();
+    s.ok(Input::Transferred {
+        call: c(1),
+        agent: "b".into(),
+    });
+    let ev = s.events();
+    assert!(ev.contains(&AcdEvent::Ended {
+        call: c(1),
+        agent: "a".into(),
+        talk: secs(29)
+    }));
+    assert_eq!(s.state("a"), AgentState::WrapUp);
+    assert_eq!(s.state("b"), AgentState::Talking);
+    assert_eq!(s.acd.agent("b").unwrap().call, Some(c(1)));
+    // The call ends with b: b gets the wrap-up.
+    s.at(60);
+    s.take();
+    s.ok(Input::Ended { call: c(1) });
+    assert!(s.events().contains(&AcdEvent::Ended {
+        call: c(1),
+        agent: "b".into(),
+        talk: secs(30)
+    }));
+    assert_eq!(s.state("b"), AgentState::WrapUp);
+    // A transfer to a logged-out colleague releases the call from the queues' view.
+    let mut s = Sim::new(config(
+        vec![queue("q")],
+        vec![agent("a", &[("q", 1)]), agent("b", &[("q", 1)])],
+    ));
+    s.login("a");
+    s.enqueue(1, "q", 0);
+    s.answer(1, "a");
+    s.ok(Input::Transferred {
+        call: c(1),
+        agent: "b".into(),
+    });
+    assert_eq!(s.state("b"), AgentState::LoggedOut);
+    assert_eq!(s.state("a"), AgentState::WrapUp);
+    s.ok(Input::Ended { call: c(1) });
+    assert!(s.acd.call(c(1)).is_none());
+}
+
+#[test]
+fn max_wait_is_not_an_abandon() {
+    let mut s = Sim::new(config(vec![queue("q")], vec![agent("a", &[("q", 1)])]));
+    s.enqueue(1, "q", 0);
+    s.at(600);
+    s.take();
+    s.ok(Input::MaxWait { call: c(1) });
+    assert_eq!(
+        s.events(),
+        vec![AcdEvent::MaxWait {
+            call: c(1),
+            queue: "q".into(),
+            wait: secs(600)
+        }]
+    );
+    assert!(s.acd.call(c(1)).is_none());
+    assert!(s.acd.queue("q").unwrap().waiting.is_empty());
 }
