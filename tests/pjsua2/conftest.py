@@ -111,7 +111,7 @@ def parse_event(line: str, message: str):
 class Kald:
     """A `kald serve` process on loopback, its output in `log`."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, flow: Path | None = None, config: str | None = None):
         if not KALD_BIN.is_file():
             pytest.fail(f"no kald binary at {KALD_BIN}: run `cargo build -p kald` or set KALD_BIN")
         self.workdir = workdir
@@ -120,7 +120,8 @@ class Kald:
         # point, with the real prompts beside it.
         self.flows = workdir / "flows"
         self.flows.mkdir(exist_ok=True)
-        (self.flows / "hovednummer.toml").write_text((REPO / "tests" / "sipp" / "flows" / "hovednummer.toml").read_text())
+        flow = flow or REPO / "tests" / "sipp" / "flows" / "hovednummer.toml"
+        (self.flows / "hovednummer.toml").write_text(flow.read_text())
         (self.flows / "prompts").symlink_to(FLOWS / "prompts")
         self.sip_port = _free_sip_port()
         low, high = _free_media_range()
@@ -134,7 +135,11 @@ class Kald:
             "--flows", str(self.flows),
             "--data-dir", str(workdir / "data"),
             "--grace-seconds", "2",
+            "--keys-dir", str(workdir / "keys"),
         ]
+        if config is not None:
+            (workdir / "kald.toml").write_text(config)
+            args += ["--config", str(workdir / "kald.toml")]
         self._out = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=self._out,

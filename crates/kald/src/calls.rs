@@ -23,9 +23,11 @@ use kald_media::prompt::Prompt;
 use kald_media::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use kald_sip::endpoint::{EndReason, Endpoint, Event};
 
+use crate::centre::{CentreState, Directory};
 use crate::clock::Clock;
 use crate::flows::Flows;
 use crate::media::{Command, LegId, Media, Report};
+use crate::records::Records;
 
 /// What a caller above capacity gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -54,8 +56,28 @@ enum Phase {
     Closing,
 }
 
-struct CallCtx {
-    leg: LegId,
+/// A citizen waiting in a queue.
+pub(crate) struct Queued {
+    /// How often to announce the position, and when next.
+    announce: Option<(Duration, Instant)>,
+    /// A position announcement is playing (hold music resumes after it).
+    announcing: bool,
+}
+
+impl Queued {
+    /// A call entering `queue` at `now`.
+    pub(crate) fn new(now: Instant, announce_every: Option<Duration>) -> Self {
+        Self {
+            announce: announce_every
+                .filter(|d| !d.is_zero())
+                .map(|d| (d, now + d)),
+            announcing: false,
+        }
+    }
+}
+
+pub(crate) struct CallCtx {
+    pub(crate) leg: LegId,
     local: LocalMedia,
     negotiated: Option<Negotiated>,
     phase: Phase,
@@ -64,20 +86,58 @@ struct CallCtx {
     sockets: Option<(std::net::UdpSocket, std::net::UdpSocket)>,
     ivr: Interpreter,
     entry_point: String,
+    /// The queue's hold music, if the flow named one.
+    hold_music: Option<String>,
+    /// The caller's number (personal data: shown to the agent, never logged).
+    pub(crate) caller: Option<String>,
+    /// Waiting in a queue.
+    pub(crate) queued: Option<Queued>,
+    /// The queue the call was last put in (for a failed transfer's return).
+    pub(crate) queue_name: Option<String>,
+    /// The topic the flow gave it.
+    pub(crate) topic: Option<String>,
+    /// Talking to an agent: the agent's SIP leg and login.
+    pub(crate) agent: Option<(CallId, String)>,
+    /// The call was transferred (not settled on first contact).
+    pub(crate) transferred: bool,
+    /// When the call came in (wall clock).
+    started: jiff::Timestamp,
+}
+
+/// A new incoming call, as the endpoint reported it.
+pub(crate) struct Arrival {
+    pub(crate) call: CallId,
+    /// The dialled entry point (trunk calls) or Request-URI user (agents' calls).
+    pub(crate) entry_point: String,
+    pub(crate) offer: Option<Bytes>,
+    /// kald's address the INVITE arrived on.
+    pub(crate) local: SocketAddr,
+    /// The call an INVITE/Replaces names.
+    pub(crate) replaces: Option<CallId>,
 }
 
 /// Tracks calls, runs their flows and drives their media.
 pub(crate) struct Calls {
-    media: Media,
-    flows: Flows,
-    clock: Clock,
-    public_ip: Option<IpAddr>,
+    pub(crate) media: Media,
+    pub(crate) flows: Flows,
+    pub(crate) clock: Clock,
+    pub(crate) public_ip: Option<IpAddr>,
     capacity: usize,
     overload: OverloadAction,
     ring: Duration,
-    calls: HashMap<CallId, CallCtx>,
+    pub(crate) calls: HashMap<CallId, CallCtx>,
     legs: HashMap<LegId, CallId>,
-    next_leg: u64,
+    pub(crate) next_leg: u64,
+    /// The routing core.
+    pub(crate) acd: kald_acd::Acd,
+    /// Agents' legs, agents' own calls, bridges.
+    pub(crate) centre: CentreState,
+    /// Listening-in calls waiting for their confirmation prompt to end, and the leg to hear.
+    pub(crate) pending_listen: HashMap<CallId, LegId>,
+    /// Whether listening in needs the agent's consent first (the policy's choice).
+    pub(crate) listen_needs_consent: bool,
+    /// The store writer.
+    pub(crate) records: Records,
 }
 
 /// Settings of the call handling.
@@ -86,10 +146,19 @@ pub(crate) struct CallSettings {
     pub(crate) capacity: usize,
     pub(crate) overload: OverloadAction,
     pub(crate) ring: Duration,
+    pub(crate) centre: crate::config::Centre,
+    pub(crate) listen_needs_consent: bool,
 }
 
 impl Calls {
-    pub(crate) fn new(media: Media, flows: Flows, clock: Clock, settings: CallSettings) -> Self {
+    pub(crate) fn new(
+        media: Media,
+        flows: Flows,
+        clock: Clock,
+        settings: CallSettings,
+        records: Records,
+    ) -> Self {
+        let acd_config = crate::records::acd_config(&settings.centre, &flows_queues(&flows));
         Self {
             media,
             flows,
@@ -101,6 +170,14 @@ impl Calls {
             calls: HashMap::new(),
             legs: HashMap::new(),
             next_leg: 1,
+            acd: kald_acd::Acd::new(acd_config),
+            centre: CentreState {
+                directory: Directory::new(&settings.centre),
+                ..CentreState::default()
+            },
+            pending_listen: HashMap::new(),
+            listen_needs_consent: settings.listen_needs_consent,
+            records,
         }
     }
 
@@ -121,18 +198,38 @@ impl Calls {
 
     /// When [`Calls::handle_timeout`] must run next.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.calls
-            .values()
-            .filter_map(|c| match c.phase {
+        let calls = self.calls.values().filter_map(|c| {
+            let own = match c.phase {
                 Phase::Ringing { at, .. } => Some(at),
                 Phase::InFlow => c.ivr.poll_timeout(),
                 _ => None,
-            })
-            .min()
+            };
+            let announce = c.queued.as_ref().and_then(|q| q.announce.map(|(_, at)| at));
+            own.into_iter().chain(announce).min()
+        });
+        calls.chain(self.acd.poll_timeout()).min()
     }
 
     /// Ring times that are over, and the flows' timers.
     pub(crate) fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        if self.acd.poll_timeout().is_some_and(|t| t <= now) {
+            self.acd.handle_timeout(now);
+            self.drive_acd(now, endpoint);
+        }
+        let announce: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.queued
+                    .as_ref()
+                    .and_then(|q| q.announce)
+                    .is_some_and(|(_, at)| at <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for call in announce {
+            self.announce_position(now, call);
+        }
         let due: Vec<CallId> = self
             .calls
             .iter()
@@ -163,15 +260,68 @@ impl Calls {
             Event::Incoming {
                 call,
                 entry_point,
+                offer,
+                local,
+                agent: Some(agent),
+                replaces,
+                ..
+            } => self.agent_incoming(
+                now,
+                endpoint,
+                &agent,
+                Arrival {
+                    call,
+                    entry_point,
+                    offer,
+                    local,
+                    replaces,
+                },
+            ),
+            Event::Answered { call, sdp } => self.out_answered(now, endpoint, call, sdp),
+            Event::Ended { call, reason } if self.is_centre_call(call) => {
+                self.centre_ended(now, endpoint, call, reason);
+            }
+            Event::Offer { call, sdp: offer } if self.is_centre_call(call) => {
+                self.centre_reoffer(now, endpoint, call, offer);
+            }
+            Event::Refer {
+                call,
+                target,
+                replaces,
+                ..
+            } => self.refer(now, endpoint, call, &target, replaces),
+            Event::Reachability { user, reachable } => self.acd_input(
+                now,
+                endpoint,
+                kald_acd::Input::Reachable {
+                    agent: user,
+                    reachable,
+                },
+            ),
+            Event::Incoming {
+                call,
+                entry_point,
                 trunk,
                 offer,
                 local,
+                caller,
                 ..
             } => {
                 let span = tracing::info_span!("call", call = %call);
                 let _g = span.enter();
                 tracing::info!(%entry_point, %trunk, delayed_offer = offer.is_none(), "incoming call");
-                self.incoming(now, endpoint, call, &entry_point, offer, local);
+                self.incoming(
+                    now,
+                    endpoint,
+                    Arrival {
+                        call,
+                        entry_point,
+                        offer,
+                        local,
+                        replaces: None,
+                    },
+                    caller,
+                );
             }
             Event::Confirmed { call, answer } => {
                 let Some(ctx) = self.calls.get_mut(&call) else {
@@ -205,7 +355,7 @@ impl Calls {
                     self.digit(now, endpoint, call, d);
                 }
             }
-            Event::Ended { call, reason } => self.ended(now, call, reason),
+            Event::Ended { call, reason } => self.ended(now, endpoint, call, reason),
             _ => {}
         }
     }
@@ -219,12 +369,23 @@ impl Calls {
                 }
             }
             Report::PromptFinished(leg) => {
+                if self.centre_prompt_finished(now, endpoint, leg) {
+                    return;
+                }
                 let Some(&call) = self.legs.get(&leg) else {
                     return;
                 };
                 let Some(ctx) = self.calls.get_mut(&call) else {
                     return;
                 };
+                if let Some(q) = ctx.queued.as_mut().filter(|q| q.announcing) {
+                    q.announcing = false;
+                    self.hold_music(call);
+                    return;
+                }
+                if ctx.agent.is_some() {
+                    return;
+                }
                 match ctx.phase {
                     Phase::InFlow => {
                         let wall = self.clock.now();
@@ -236,7 +397,7 @@ impl Calls {
                 }
             }
             Report::Inactive(leg) => {
-                if let Some(&call) = self.legs.get(&leg) {
+                if let Some(&call) = self.legs.get(&leg).or_else(|| self.centre.legs.get(&leg)) {
                     tracing::info!(call = %call, "no RTP from the caller; hanging up");
                     endpoint.hangup(now, call);
                 }
@@ -248,11 +409,17 @@ impl Calls {
         &mut self,
         now: Instant,
         endpoint: &mut Endpoint,
-        call: CallId,
-        entry_point: &str,
-        offer: Option<Bytes>,
-        local: SocketAddr,
+        arrival: Arrival,
+        caller: Option<String>,
     ) {
+        let Arrival {
+            call,
+            entry_point,
+            offer,
+            local,
+            ..
+        } = arrival;
+        let entry_point = entry_point.as_str();
         let Some(flow) = self.flows.get(entry_point) else {
             tracing::error!(%entry_point, "no flow for this entry point; refusing the call");
             endpoint.reject(now, call, 480);
@@ -294,6 +461,14 @@ impl Calls {
             sockets: Some((rtp, rtcp)),
             ivr: Interpreter::new(Arc::clone(&flow)),
             entry_point: entry_point.to_owned(),
+            hold_music: None,
+            caller,
+            queued: None,
+            queue_name: None,
+            topic: None,
+            agent: None,
+            transferred: false,
+            started: self.clock.now().timestamp(),
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
@@ -432,28 +607,40 @@ impl Calls {
                         ctx.ivr.handle(now, &wall, Input::PromptFinished);
                     }
                 },
-                Action::StopPlayback | Action::LeaveQueue | Action::StopRecording => {
+                Action::StopPlayback | Action::StopRecording => {
                     self.media.send(Command::Stop { leg });
+                }
+                Action::LeaveQueue => {
+                    self.media.send(Command::Stop { leg });
+                    if ctx.queued.take().is_some() {
+                        tracing::info!(call = %call, "maximum wait reached; the flow takes the call back");
+                        self.acd_input(now, endpoint, kald_acd::Input::MaxWait { call });
+                    }
                 }
                 Action::Enqueue {
                     queue,
                     topic,
                     hold_music,
                     priority,
+                    announce_every,
                     ..
                 } => {
-                    tracing::info!(call = %call, %queue, %topic, priority, "call queued (hold music until an agent is free)");
-                    let music = hold_music
-                        .as_deref()
-                        .and_then(|m| self.flows.prompt(m))
-                        .or_else(|| self.flows.prompt("hold-music"));
-                    if let Some(prompt) = music {
-                        self.media.send(Command::Play {
-                            leg,
-                            prompt,
-                            looped: true,
-                        });
-                    }
+                    tracing::info!(call = %call, %queue, %topic, priority, "call queued");
+                    ctx.queued = Some(Queued::new(now, announce_every));
+                    ctx.queue_name = Some(queue.clone());
+                    ctx.topic = Some(topic.clone());
+                    ctx.hold_music = hold_music;
+                    self.hold_music(call);
+                    self.acd_input(
+                        now,
+                        endpoint,
+                        kald_acd::Input::Enqueue {
+                            call,
+                            queue,
+                            topic,
+                            priority,
+                        },
+                    );
                 }
                 Action::Transfer { .. } => {
                     // Transfers need the outbound legs of the queues issue; until then: end.
@@ -516,10 +703,11 @@ impl Calls {
         }
     }
 
-    fn ended(&mut self, now: Instant, call: CallId, reason: EndReason) {
+    fn ended(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId, reason: EndReason) {
         let Some(mut ctx) = self.calls.remove(&call) else {
             return;
         };
+        self.citizen_gone(now, endpoint, call, ctx.queued.is_some());
         self.legs.remove(&ctx.leg);
         if ctx.opened {
             self.media.send(Command::Close { leg: ctx.leg });
@@ -546,15 +734,110 @@ impl Calls {
             topic = o.topic.as_deref().unwrap_or("-"),
             queue = o.queue.as_deref().unwrap_or("-"),
             ended_by = ?o.ended_by,
+            agent = ctx.agent.as_ref().map_or("-", |a| a.1.as_str()),
+            transferred = ctx.transferred,
             field_lengths = %fields.join(","),
             "call ended"
         );
+        self.records.send(crate::records::StoreOp::Call(Box::new(
+            crate::records::CallLog {
+                id: call,
+                started: ctx.started,
+                ended: self.clock.now().timestamp(),
+                caller: ctx.caller.take(),
+                entry_point: ctx.entry_point.clone(),
+                consent: o.consent.map(|c| c == kald_ivr::Consent::Yes),
+                topic: o.topic.clone(),
+                queue: o.queue.clone(),
+                cpr: o.cpr.clone(),
+                agent: ctx.agent.as_ref().map(|a| a.1.clone()),
+                transferred: ctx.transferred,
+                outcome: format!("{reason:?}"),
+            },
+        )));
     }
 
     /// Stop the media thread.
     pub(crate) fn shutdown(&mut self) {
         self.media.shutdown();
     }
+}
+
+impl Calls {
+    /// Play the queue's hold music to a citizen (looped).
+    pub(crate) fn hold_music(&mut self, call: CallId) {
+        let Some(ctx) = self.calls.get(&call) else {
+            return;
+        };
+        let music = ctx
+            .hold_music
+            .as_deref()
+            .and_then(|m| self.flows.prompt(m))
+            .or_else(|| self.flows.prompt("hold-music"));
+        if let Some(prompt) = music {
+            self.media.send(Command::Play {
+                leg: ctx.leg,
+                prompt,
+                looped: true,
+            });
+        }
+    }
+
+    /// Play prompts to a queued citizen, then the hold music again.
+    pub(crate) fn announce(&mut self, call: CallId, prompts: &[&str]) {
+        let names: Vec<String> = prompts.iter().map(|p| (*p).to_owned()).collect();
+        let Some(prompt) = concat(&self.flows, &names) else {
+            return;
+        };
+        let Some(ctx) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(q) = ctx.queued.as_mut() else {
+            return;
+        };
+        q.announcing = true;
+        self.media.send(Command::Play {
+            leg: ctx.leg,
+            prompt,
+            looped: false,
+        });
+    }
+
+    /// Tell a queued citizen their position ("Du er nummer" + "to i køen.").
+    fn announce_position(&mut self, now: Instant, call: CallId) {
+        let position = self.acd.position(call);
+        let Some(q) = self.calls.get_mut(&call).and_then(|c| c.queued.as_mut()) else {
+            return;
+        };
+        if let Some((every, _)) = q.announce {
+            q.announce = Some((every, now + every));
+        }
+        if q.announcing {
+            return;
+        }
+        // Positions past 9 have no prompt; a caller that far back hears the music only.
+        if let Some((pos, _)) = position.filter(|(p, _)| (1..=9).contains(p)) {
+            let name = format!("position-{pos}");
+            self.announce(call, &["queue-position", &name]);
+        }
+    }
+
+    /// The citizen reached an agent: the flow is over.
+    pub(crate) fn flow_connected(&mut self, now: Instant, endpoint: &mut Endpoint, call: CallId) {
+        let Some(ctx) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let wall = self.clock.now();
+        ctx.ivr.handle(now, &wall, Input::Connected);
+        // Whatever the flow asks now (nothing, normally) must not play over the agent.
+        while ctx.ivr.poll_action().is_some() {}
+        let _ = endpoint;
+    }
+}
+
+/// The queue names every loaded flow uses.
+fn flows_queues(flows: &Flows) -> Vec<String> {
+    flows.queues()
 }
 
 /// The prompts of one play action as one prompt; `None` if none of them has audio.
@@ -574,7 +857,7 @@ fn concat(flows: &Flows, names: &[String]) -> Option<Prompt> {
 }
 
 /// The media parameters of a negotiated SDP exchange.
-fn stream_params(n: &Negotiated) -> StreamParams {
+pub(crate) fn stream_params(n: &Negotiated) -> StreamParams {
     let (send, receive) = match n.direction {
         Direction::SendRecv => (true, true),
         Direction::SendOnly => (true, false),

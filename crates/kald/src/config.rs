@@ -26,6 +26,103 @@ pub(crate) struct Config {
     pub(crate) capacity: usize,
     pub(crate) overload: OverloadAction,
     pub(crate) ring: std::time::Duration,
+    /// The database: `sqlite://…` or `postgres://…`; default SQLite under the data dir.
+    pub(crate) database: Option<String>,
+    /// Where kald keeps its keys (CPR protection); outside the data dir and the database.
+    pub(crate) keys_dir: PathBuf,
+    /// The contact centre: queues, agents and the registrar their phones use.
+    pub(crate) centre: Centre,
+}
+
+/// Queues, agents and the registrar, from the `[[queue]]`, `[[agent]]` and `[registrar]`
+/// tables.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Centre {
+    pub(crate) queues: Vec<FileQueue>,
+    pub(crate) agents: Vec<FileAgent>,
+    pub(crate) registrar: FileRegistrar,
+}
+
+/// One `[[queue]]` table: a team / skill.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileQueue {
+    /// The skill id the flow's `queue` nodes name, e.g. `sygedagpenge`.
+    pub(crate) name: String,
+    /// What agents' phones and the wallboard show, e.g. `Sygedagpenge`.
+    pub(crate) display: Option<String>,
+    /// After-call work of calls from this queue [default: 120].
+    pub(crate) wrap_up_seconds: Option<u64>,
+    /// How long one agent rings before the next is tried [default: 15].
+    pub(crate) ring_seconds: Option<u64>,
+    /// How long a call waits before agents with this skill as secondary are offered it
+    /// [default: 30].
+    pub(crate) secondary_after_seconds: Option<u64>,
+}
+
+/// What a person may do besides taking calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Role {
+    /// Takes calls.
+    #[default]
+    Agent,
+    /// Leads a team: may listen in.
+    TeamLeader,
+    /// Coaches agents: may listen in.
+    Coach,
+}
+
+/// One `[[agent]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileAgent {
+    /// Login, also the SIP user name the softphone registers with.
+    pub(crate) login: String,
+    /// Display name.
+    pub(crate) name: String,
+    /// The SIP password (digest). Prefer a file readable only by kald's user.
+    pub(crate) password: String,
+    /// A short number colleagues dial (transfers, listening in) [default: none].
+    pub(crate) extension: Option<String>,
+    /// Queue name → level (1 = primary, 2.. = secondary).
+    #[serde(default)]
+    pub(crate) skills: std::collections::BTreeMap<String, u8>,
+    /// agent, team-leader or coach [default: agent].
+    #[serde(default)]
+    pub(crate) role: Role,
+}
+
+/// The `[registrar]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRegistrar {
+    /// Networks agents' phones may register from [default: loopback].
+    #[serde(default = "loopback_nets")]
+    pub(crate) networks: Vec<IpNet>,
+    /// The digest realm [default: kald].
+    #[serde(default = "default_realm")]
+    pub(crate) realm: String,
+}
+
+impl Default for FileRegistrar {
+    fn default() -> Self {
+        Self {
+            networks: loopback_nets(),
+            realm: default_realm(),
+        }
+    }
+}
+
+fn loopback_nets() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn default_realm() -> String {
+    "kald".into()
 }
 
 /// The file's shape. Unknown keys are errors, so a typo does not silently do nothing.
@@ -42,8 +139,16 @@ pub(crate) struct FileConfig {
     pub(crate) capacity: Option<usize>,
     pub(crate) overload: Option<OverloadAction>,
     pub(crate) ring_ms: Option<u64>,
+    pub(crate) database: Option<String>,
+    pub(crate) keys_dir: Option<PathBuf>,
     #[serde(default, rename = "trunk")]
     pub(crate) trunks: Vec<FileTrunk>,
+    #[serde(default, rename = "queue")]
+    pub(crate) queues: Vec<FileQueue>,
+    #[serde(default, rename = "agent")]
+    pub(crate) agents: Vec<FileAgent>,
+    #[serde(default)]
+    pub(crate) registrar: Option<FileRegistrar>,
 }
 
 /// One `[[trunk]]` table.
@@ -104,6 +209,12 @@ pub(crate) struct Flags {
     /// demos, e.g. `2026-11-23T09:15` (Copenhagen time).
     #[arg(long)]
     pub(crate) now: Option<String>,
+    /// Database URL: `sqlite://path` or `postgres://user@host/db` [default: SQLite in the data dir].
+    #[arg(long)]
+    pub(crate) database: Option<String>,
+    /// Directory of kald's keys, outside the data dir [default: ./keys].
+    #[arg(long)]
+    pub(crate) keys_dir: Option<PathBuf>,
 }
 
 fn parse_overload(s: &str) -> Result<OverloadAction, String> {
@@ -179,8 +290,62 @@ impl Config {
                 .or(fc.overload)
                 .unwrap_or(OverloadAction::Prompt),
             ring: std::time::Duration::from_millis(flags.ring_ms.or(fc.ring_ms).unwrap_or(0)),
+            database: flags.database.clone().or(fc.database),
+            keys_dir: flags
+                .keys_dir
+                .clone()
+                .or(fc.keys_dir)
+                .unwrap_or_else(|| PathBuf::from("keys")),
+            centre: check_centre(Centre {
+                queues: fc.queues,
+                agents: fc.agents,
+                registrar: fc.registrar.unwrap_or_default(),
+            })?,
         })
     }
+}
+
+/// Refuse what cannot work: duplicate logins or extensions, empty passwords, skill levels 0.
+fn check_centre(c: Centre) -> anyhow::Result<Centre> {
+    let mut logins = std::collections::HashSet::new();
+    let mut extensions = std::collections::HashSet::new();
+    for a in &c.agents {
+        if a.login.is_empty()
+            || !a
+                .login
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+        {
+            bail!(
+                "agent login {:?}: use letters, digits, '.', '_' or '-'",
+                a.login
+            );
+        }
+        if !logins.insert(a.login.as_str()) {
+            bail!("agent login {:?} is given twice", a.login);
+        }
+        if a.password.len() < 8 {
+            bail!(
+                "agent {}: the SIP password must have at least 8 characters",
+                a.login
+            );
+        }
+        if let Some(ext) = &a.extension {
+            if !extensions.insert(ext.as_str()) {
+                bail!("extension {ext} is given to two agents");
+            }
+        }
+        if let Some((q, _)) = a.skills.iter().find(|(_, l)| **l == 0) {
+            bail!("agent {}: skill {q}: levels start at 1 (primary)", a.login);
+        }
+    }
+    let mut queues = std::collections::HashSet::new();
+    for q in &c.queues {
+        if !queues.insert(q.name.as_str()) {
+            bail!("queue {:?} is given twice", q.name);
+        }
+    }
+    Ok(c)
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

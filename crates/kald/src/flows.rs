@@ -12,6 +12,30 @@ use kald_media::prompt::Prompt;
 
 /// Prompts every call may need besides those its flow names.
 const BUILT_IN_PROMPTS: &[&str] = &["all-lines-busy", "goodbye", "hold-music"];
+/// Prompts of the contact centre (feature codes, queue announcements); a missing one is
+/// logged and its step goes on in silence.
+const CENTRE_PROMPTS: &[&str] = &[
+    "agent-logged-in",
+    "agent-logged-out",
+    "agent-paused",
+    "agent-ready",
+    "agent-wrap-up-ended",
+    "agent-not-allowed",
+    "agent-not-found",
+    "listen-in-started",
+    "no-agents",
+    "transfer-failed",
+    "queue-position",
+    "position-1",
+    "position-2",
+    "position-3",
+    "position-4",
+    "position-5",
+    "position-6",
+    "position-7",
+    "position-8",
+    "position-9",
+];
 
 /// Flows by entry point, and every prompt they name, decoded.
 pub(crate) struct Flows {
@@ -39,6 +63,11 @@ impl Flows {
         for name in BUILT_IN_PROMPTS {
             flows.load_prompt(name)?;
         }
+        for name in CENTRE_PROMPTS {
+            if let Err(e) = flows.load_prompt(name) {
+                tracing::warn!(error = %format!("{e:#}"), "contact-centre prompt not loaded; that step stays silent");
+            }
+        }
         flows.load_flow_prompts();
         for (entry, flow) in flows.set.iter() {
             tracing::info!(
@@ -57,6 +86,14 @@ impl Flows {
     /// The flow of an entry point.
     pub(crate) fn get(&self, entry_point: &str) -> Option<Arc<Flow>> {
         self.set.get(entry_point).cloned()
+    }
+
+    /// The queues (skills) the loaded flows send calls to.
+    pub(crate) fn queues(&self) -> Vec<String> {
+        let mut q: Vec<String> = self.set.iter().flat_map(|(_, f)| f.queues()).collect();
+        q.sort();
+        q.dedup();
+        q
     }
 
     /// A decoded prompt by name.

@@ -2,11 +2,13 @@
 #![forbid(unsafe_code)]
 
 mod calls;
+mod centre;
 mod clock;
 mod config;
 mod flow_cli;
 mod flows;
 mod media;
+mod records;
 mod sip;
 
 use anyhow::Context;
@@ -29,6 +31,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; boxing the flags would only add noise.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the server: SIP on UDP and TCP, the IVR flows, the queues.
     Serve(config::Flags),
@@ -92,6 +96,9 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         }
         tracing::info!(now = %clock.now(), pinned = clock.is_pinned(), "wall clock");
         let flows = flows::Flows::load(&config.flows)?;
+        let (store, restored) = records::open_store(&config).await?;
+        let (records_tx, records_rx) = tokio::sync::mpsc::unbounded_channel();
+        let writer = tokio::spawn(records::write(store, records_rx));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
         let media = media::Media::start(config.media_ports, bind_ip, reports_tx).context("cannot start the media thread")?;
@@ -100,8 +107,11 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             capacity: config.capacity,
             overload: config.overload,
             ring: config.ring,
+            centre: config.centre.clone(),
+            listen_needs_consent: false,
         };
-        let calls = calls::Calls::new(media, flows, clock.clone(), settings);
+        let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
+        calls.restore_agents(std::time::Instant::now(), &restored);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -109,7 +119,12 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             stop.cancel();
         });
-        sip::run(config, sockets, calls, reports, shutdown).await
+        let result = sip::run(config, sockets, calls, reports, shutdown).await;
+        // The call handling is gone, so the channel closes and the writer finishes its queue.
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "the store writer stopped abnormally");
+        }
+        result
     })
 }
 

@@ -59,6 +59,15 @@ pub(crate) enum Command {
         leg: LegId,
         digit: Digit,
     },
+    /// `listener` hears both sides of the bridge `target` is in, unheard itself.
+    Listen {
+        listener: LegId,
+        target: LegId,
+    },
+    /// `listener` stops listening.
+    Unlisten {
+        listener: LegId,
+    },
     Close {
         leg: LegId,
     },
@@ -404,6 +413,18 @@ fn command(
         Command::Unbridge { leg } => {
             if let Some(s) = stream(legs, leg) {
                 engine.unbridge(s);
+            }
+        }
+        Command::Listen { listener, target } => {
+            if let (Some(l), Some(t)) = (stream(legs, listener), stream(legs, target)) {
+                if !engine.listen(l, t) {
+                    tracing::info!("listening in: the target leg is not bridged");
+                }
+            }
+        }
+        Command::Unlisten { listener } => {
+            if let Some(l) = stream(legs, listener) {
+                engine.unlisten(l);
             }
         }
         Command::SendDigit { leg, digit } => {

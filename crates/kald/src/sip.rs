@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use kald_sip::endpoint::{
-    ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, TransactionState, Transport,
+    ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, RegistrarConfig, RegistrarUser,
+    TransactionState, Transport,
 };
 use kald_sip::framing::{Frame, StreamFramer};
 
@@ -64,10 +65,29 @@ pub(crate) async fn run(
     let bound = udp.local_addr()?;
     let seed = rand::TryRngCore::try_next_u64(&mut rand::rngs::OsRng)
         .context("no OS randomness for SIP tags")?;
+    let mut nonce_key = [0u8; 32];
+    rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut nonce_key)
+        .context("no OS randomness for digest nonces")?;
+    let registrar = RegistrarConfig {
+        realm: config.centre.registrar.realm.clone(),
+        networks: config.centre.registrar.networks.clone(),
+        users: config
+            .centre
+            .agents
+            .iter()
+            .map(|a| RegistrarUser {
+                user: a.login.clone(),
+                password: a.password.clone(),
+            })
+            .collect(),
+        nonce_key: nonce_key.to_vec(),
+        ..RegistrarConfig::default()
+    };
     let mut endpoint = Endpoint::new(EndpointConfig {
         trunks: config.trunks.clone(),
         public_ip: config.public_ip,
         rng_seed: seed,
+        registrar: Some(registrar),
         ..EndpointConfig::default()
     });
     let mut draining: Option<Instant> = None;

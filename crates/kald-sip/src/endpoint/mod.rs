@@ -769,7 +769,12 @@ impl Endpoint {
             .registrar
             .as_ref()
             .is_some_and(|r| r.allows(flow.remote.ip()));
+        let registered = self
+            .registrar
+            .as_ref()
+            .is_some_and(|r| r.is_registered_flow(&flow));
         let origin = match trunk {
+            _ if registered && from_agents => Some(Origin::Agent),
             Some(t) => Some(Origin::Trunk(t)),
             None if from_agents => Some(Origin::Agent),
             None => None,

@@ -298,6 +298,21 @@ impl Registrar {
     }
 
     /// Whether `addr` may register.
+    /// Whether a registered phone sits at the far end of `flow` (its source address, or its
+    /// TCP connection): such requests are an agent's even when a trunk's networks cover the
+    /// address too (a PBX trunk and the agents on one LAN, or everything on loopback).
+    pub(crate) fn is_registered_flow(&self, flow: &Flow) -> bool {
+        // A scan: agents' bindings number in the hundreds, and only out-of-dialog requests
+        // ask.
+        self.bindings
+            .values()
+            .any(|b| match (b.flow.connection, flow.connection) {
+                (Some(a), Some(c)) => a == c,
+                (None, None) => b.flow.remote == flow.remote,
+                _ => false,
+            })
+    }
+
     pub(crate) fn allows(&self, addr: IpAddr) -> bool {
         let addr = match addr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
