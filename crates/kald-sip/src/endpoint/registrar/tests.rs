@@ -916,3 +916,30 @@ fn trunk_calls_are_not_challenged_and_carry_no_agent() {
         "{evs:?}"
     );
 }
+
+#[test]
+fn a_registered_phone_inside_a_trunks_network_is_an_agent() {
+    // Agents and the carrier on one network (here 127.0.0.1): what comes from a registered
+    // phone's address is the agent's, the rest stays the trunk's.
+    let mut h = Harness::with(config(Duration::ZERO));
+    let mut phone = Phone::new("127.0.0.1:5071", "agent8", "andet");
+    let r = register(&mut h, &mut phone, &["<sip:agent8@127.0.0.1:5071>"], None);
+    assert_eq!(r.status(), Some(200));
+    h.take_events();
+    h.recv_from("127.0.0.1:5071", &agent_invite("rp1", "%2A20", 1, ""));
+    assert_eq!(
+        h.last_sent().status(),
+        Some(407),
+        "a registered phone's INVITE must be authenticated"
+    );
+    assert!(h.take_events().is_empty());
+    h.recv_from(
+        "127.0.0.1:5062",
+        &super::super::tests::invite("rp2", "", SDP),
+    );
+    let evs = h.take_events();
+    assert!(
+        matches!(evs.as_slice(), [Event::Incoming { agent: None, trunk, .. }] if trunk == "carrier"),
+        "{evs:?}"
+    );
+}
