@@ -122,7 +122,8 @@ class Kald:
         self.flows.mkdir(exist_ok=True)
         flow = flow or REPO / "tests" / "sipp" / "flows" / "hovednummer.toml"
         (self.flows / "hovednummer.toml").write_text(flow.read_text())
-        (self.flows / "prompts").symlink_to(FLOWS / "prompts")
+        if not (self.flows / "prompts").exists():
+            (self.flows / "prompts").symlink_to(FLOWS / "prompts")
         self.sip_port = _free_sip_port()
         low, high = _free_media_range()
         env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}

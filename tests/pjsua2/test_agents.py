@@ -443,3 +443,43 @@ def test_team_leader_listens_in_unheard(centre, measured):
     # An agent may not listen in.
     anna_listen = centre.dial(anna, "*30103")
     assert centre.pump(lambda: anna_listen.disconnected, 15)
+
+
+def test_every_step_is_in_the_store_after_a_restart(centre):
+    import sqlite3
+
+    anna = centre.party("anna")
+    bo = centre.party("bo")
+    citizen = centre.party("citizen", register=False)
+    centre.feature(anna, "*20", "Available")
+    centre.wait(0.2)
+    centre.feature(bo, "*20", "Available")
+    c1 = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: anna.incoming and answered(anna.incoming[0]) and answered(c1), 10), centre.kald.text()
+    anna.incoming[0].xfer(f"sip:bo@127.0.0.1:{centre.kald.sip_port}", pj.CallOpParam(True))
+    assert centre.pump(lambda: bo.incoming and answered(bo.incoming[0]), 10), centre.kald.text()
+    centre.wait(0.5)
+    centre.hang_up(c1)
+    assert centre.pump(lambda: bo.incoming[0].disconnected, 5)
+    centre.feature(anna, "*21", "Paused")
+    centre.kald.stop()
+
+    db = sqlite3.connect(centre.tmp / "data" / "kald.db")
+    events = [(e, a) for e, a in db.execute("SELECT event, agent_id FROM queue_events WHERE call_id != '' ORDER BY id")]
+    for step in [("ENTER", None), ("RING", "anna"), ("ANSWER", "anna"), ("TRANSFER", "anna"), ("END", "anna"), ("END", "bo")]:
+        assert step in events, f"{step} missing from the queue log {events}"
+    (agent, transferred, outcome, ended) = db.execute(
+        "SELECT agent_id, transferred, outcome, ended_us FROM calls WHERE entry_point = 'hovednummer'").fetchone()
+    assert (agent, bool(transferred)) == ("bo", True), (agent, transferred)
+    assert outcome and ended
+    states = dict(db.execute("SELECT agent_id, state FROM agent_states"))
+    assert states.get("anna") == "Paused", states
+    db.close()
+
+    # A restart restores who is logged in and paused.
+    centre.kald = Kald(centre.tmp, flow=FLOW, config=CONFIG)
+    centre.kald.wait_for("agent state restored", 10)
+    centre.wait(0.3)
+    restored = {e.get("agent"): e.get("state") for e in centre.kald.events("agent state restored")}
+    assert restored.get("anna") == "Paused", restored
+    assert restored.get("bo") in ("WrapUp", "Available"), restored

@@ -88,6 +88,8 @@ pub(crate) async fn run(
         public_ip: config.public_ip,
         rng_seed: seed,
         registrar: Some(registrar),
+        // Unique across restarts: seconds since 1970 in the high bits, a counter below.
+        first_call_id: jiff::Timestamp::now().as_second().unsigned_abs() << 24,
         ..EndpointConfig::default()
     });
     let mut draining: Option<Instant> = None;

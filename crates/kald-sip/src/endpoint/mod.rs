@@ -285,6 +285,10 @@ pub struct EndpointConfig {
     /// An outgoing INVITE still ringing after this is cancelled (the ACD uses shorter ring
     /// timeouts of its own).
     pub max_ringing: std::time::Duration,
+    /// The first call id this endpoint hands out (counting up from there). The driver
+    /// starts from the wall clock so ids stay unique across restarts (they key the store's
+    /// call records); tests start from 1.
+    pub first_call_id: u64,
     /// The registrar for agents' softphones; `None` turns REGISTER off (405).
     pub registrar: Option<RegistrarConfig>,
 }
@@ -301,6 +305,7 @@ impl Default for EndpointConfig {
             public_ip: None,
             max_unanswered: std::time::Duration::from_secs(300),
             max_ringing: std::time::Duration::from_secs(180),
+            first_call_id: 1,
             registrar: None,
         }
     }
@@ -493,10 +498,11 @@ impl Endpoint {
             rng.fill_bytes(&mut key);
             registrar::Registrar::new(r, key)
         });
+        let first_call = config.first_call_id.max(1);
         Self {
             config,
             rng,
-            next_call: 1,
+            next_call: first_call,
             server: HashMap::new(),
             client: HashMap::new(),
             calls: HashMap::new(),
