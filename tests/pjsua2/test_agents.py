@@ -217,9 +217,9 @@ class Party(pj.Account):
 class Centre:
     """kald with the test flow and agents, and the parties' phones; pumps PJSIP."""
 
-    def __init__(self, peer, tmp_path: Path):
+    def __init__(self, peer, tmp_path: Path, flow: Path = FLOW):
         self.peer = peer
-        self.kald = Kald(tmp_path, flow=FLOW, config=CONFIG)
+        self.kald = Kald(tmp_path, flow=flow, config=CONFIG)
         self.parties: list[Party] = []
         self.calls: list[PartyCall] = []
         self.tmp = tmp_path
@@ -483,3 +483,30 @@ def test_every_step_is_in_the_store_after_a_restart(centre):
     restored = {e.get("agent"): e.get("state") for e in centre.kald.events("agent state restored")}
     assert restored.get("anna") == "Paused", restored
     assert restored.get("bo") in ("WrapUp", "Available"), restored
+
+
+def test_waiting_caller_hears_no_agents_then_position(peer, tmp_path):
+    """Nobody logged in: the caller hears "no agents", then every few seconds their position,
+    as the flow's announce_position says (the expected wait follows it once agents serve the
+    queue; with nobody logged in there is none to tell)."""
+    from test_call import load_wav, ncc_peak
+
+    flow = tmp_path / "announce.toml"
+    flow.write_text(FLOW.read_text().replace('announce_position = "20s"', 'announce_position = "4s"'))
+    centre = Centre(peer, tmp_path, flow=flow)
+    try:
+        citizen = centre.party("citizen", register=False)
+        c1 = centre.dial(citizen, "70101010")
+        assert centre.pump(lambda: answered(c1), 10), centre.kald.text()
+        assert centre.pump(lambda: bool(centre.kald.events("position announced")), 12), centre.kald.text()
+        centre.wait(3.0)
+        got = centre.kald.events("position announced")[0]
+        assert got.get("position") == 1, got
+        assert centre.kald.events("no agent is logged in to the queue"), centre.kald.text()
+        _, heard = read_pcm(c1.path)
+        for prompt in ("no-agents", "queue-position"):
+            template = load_wav(REPO / "ivr-flows" / "prompts" / f"{prompt}.wav")[800:8800]
+            corr, _ = ncc_peak(heard, template)
+            assert corr > 0.6, f"the caller did not hear {prompt} (correlation {corr:.2f})"
+    finally:
+        centre.close()

@@ -803,9 +803,11 @@ impl Calls {
         });
     }
 
-    /// Tell a queued citizen their position ("Du er nummer" + "to i køen.").
+    /// Tell a queued citizen their position and the expected wait ("Du er nummer" + "to i
+    /// køen." + "Den forventede ventetid er" + "cirka tre minutter.").
     fn announce_position(&mut self, now: Instant, call: CallId) {
         let position = self.acd.position(call);
+        let wait = self.acd.expected_wait(now, call);
         let Some(q) = self.calls.get_mut(&call).and_then(|c| c.queued.as_mut()) else {
             return;
         };
@@ -815,11 +817,24 @@ impl Calls {
         if q.announcing {
             return;
         }
-        // Positions past 9 have no prompt; a caller that far back hears the music only.
+        let mut prompts: Vec<String> = Vec::new();
+        // Positions past 9 have no prompt: such a caller hears the expected wait only.
         if let Some((pos, _)) = position.filter(|(p, _)| (1..=9).contains(p)) {
-            let name = format!("position-{pos}");
-            self.announce(call, &["queue-position", &name]);
+            prompts.push("queue-position".into());
+            prompts.push(format!("position-{pos}"));
         }
+        if let Some(w) = wait.filter(|w| !w.is_zero()) {
+            prompts.push("expected-wait".into());
+            prompts.push(wait_prompt(w));
+        }
+        tracing::info!(
+            call = %call,
+            position = position.map_or(0, |p| p.0),
+            expected_wait_s = wait.map_or(0, |w| w.as_secs()),
+            "position announced"
+        );
+        let names: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        self.announce(call, &names);
     }
 
     /// The citizen reached an agent: the flow is over.
@@ -832,6 +847,17 @@ impl Calls {
         // Whatever the flow asks now (nothing, normally) must not play over the agent.
         while ctx.ivr.poll_action().is_some() {}
         let _ = endpoint;
+    }
+}
+
+/// The prompt for an expected wait, rounded up to whole minutes (`wait-1` … `wait-10`,
+/// `wait-more` beyond ten).
+fn wait_prompt(w: Duration) -> String {
+    let minutes = w.as_secs().div_ceil(60).max(1);
+    if minutes > 10 {
+        "wait-more".into()
+    } else {
+        format!("wait-{minutes}")
     }
 }
 
@@ -870,5 +896,19 @@ pub(crate) fn stream_params(n: &Negotiated) -> StreamParams {
         remote: n.remote_rtp,
         send: send && n.remote_rtp.is_some(),
         receive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_waits_round_up_to_minutes() {
+        assert_eq!(wait_prompt(Duration::from_secs(1)), "wait-1");
+        assert_eq!(wait_prompt(Duration::from_secs(60)), "wait-1");
+        assert_eq!(wait_prompt(Duration::from_secs(61)), "wait-2");
+        assert_eq!(wait_prompt(Duration::from_secs(600)), "wait-10");
+        assert_eq!(wait_prompt(Duration::from_secs(601)), "wait-more");
     }
 }

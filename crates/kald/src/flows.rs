@@ -35,6 +35,18 @@ const CENTRE_PROMPTS: &[&str] = &[
     "position-7",
     "position-8",
     "position-9",
+    "expected-wait",
+    "wait-1",
+    "wait-2",
+    "wait-3",
+    "wait-4",
+    "wait-5",
+    "wait-6",
+    "wait-7",
+    "wait-8",
+    "wait-9",
+    "wait-10",
+    "wait-more",
 ];
 
 /// Flows by entry point, and every prompt they name, decoded.
