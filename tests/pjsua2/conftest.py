@@ -208,7 +208,7 @@ class Peer:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0  # no SIP worker thread: events are handled in pump()
         cfg.uaConfig.mainThreadOnly = False
-        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.maxCalls = 32
         cfg.uaConfig.userAgent = "kald-e2e-pjsua2"
         cfg.logConfig.level = 5
         cfg.logConfig.consoleLevel = 1

@@ -20,7 +20,7 @@ from conftest import REPO, Kald
 RATE = 8000
 FLOW = REPO / "tests" / "pjsua2" / "flows" / "queue.toml"
 PASSWORD = "secret-pass-1"
-TONES = {"citizen": 440, "anna": 1000, "bo": 1500, "carl": 2000}
+TONES = {"citizen": 440, "anna": 1000, "bo": 1500, "carl": 2000, "carrier": 1700}
 
 CONFIG = f"""
 [registrar]
@@ -147,7 +147,8 @@ class PartyCall(pj.Call):
 class Party(pj.Account):
     """A softphone on its own UDP port: an agent (registers) or a citizen (does not)."""
 
-    def __init__(self, peer, kald: Kald, name: str, workdir: Path, register: bool, answer_after: float | None = 0.3):
+    def __init__(self, peer, kald: Kald, name: str, workdir: Path, register: bool,
+                 answer_after: float | None = 0.3, port: int = 0, user: str | None = None):
         super().__init__()
         self.peer, self.kald, self.name, self.workdir = peer, kald, name, workdir
         self.answer_after = answer_after
@@ -155,11 +156,12 @@ class Party(pj.Account):
         self.incoming: list[PartyCall] = []
         self.reg_code = None
         tcfg = pj.TransportConfig()
-        tcfg.port = 0
+        tcfg.port = port
         tcfg.boundAddress = "127.0.0.1"
         self.transport = peer.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:{name}@127.0.0.1"
+        # PJSIP hands an incoming call to the account whose user the Request-URI names.
+        acfg.idUri = f"sip:{user or name}@127.0.0.1"
         acfg.sipConfig.transportId = self.transport
         if register:
             acfg.regConfig.registrarUri = f"sip:127.0.0.1:{kald.sip_port}"
@@ -217,15 +219,16 @@ class Party(pj.Account):
 class Centre:
     """kald with the test flow and agents, and the parties' phones; pumps PJSIP."""
 
-    def __init__(self, peer, tmp_path: Path, flow: Path = FLOW):
+    def __init__(self, peer, tmp_path: Path, flow: Path = FLOW, config: str = CONFIG):
         self.peer = peer
-        self.kald = Kald(tmp_path, flow=flow, config=CONFIG)
+        self.kald = Kald(tmp_path, flow=flow, config=config)
         self.parties: list[Party] = []
         self.calls: list[PartyCall] = []
         self.tmp = tmp_path
 
-    def party(self, name: str, register: bool = True, answer_after: float | None = 0.3) -> Party:
-        p = Party(self.peer, self.kald, name, self.tmp, register, answer_after)
+    def party(self, name: str, register: bool = True, answer_after: float | None = 0.3, port: int = 0,
+              user: str | None = None) -> Party:
+        p = Party(self.peer, self.kald, name, self.tmp, register, answer_after, port, user)
         self.parties.append(p)
         if register:
             assert self.pump(lambda: p.reg_code is not None, 10), f"{name}: no REGISTER answer\n{self.kald.text()}"
@@ -508,5 +511,82 @@ def test_waiting_caller_hears_no_agents_then_position(peer, tmp_path):
             template = load_wav(REPO / "ivr-flows" / "prompts" / f"{prompt}.wav")[800:8800]
             corr, _ = ncc_peak(heard, template)
             assert corr > 0.6, f"the caller did not hear {prompt} (correlation {corr:.2f})"
+    finally:
+        centre.close()
+
+
+def carrier_config(port: int) -> str:
+    """CONFIG plus a trunk whose calls out go to a pjsua2 "carrier" on loopback `port`."""
+    return f"""
+transfer_allowlist = ["+4589401000"]
+
+[[trunk]]
+name = "loopback"
+networks = ["127.0.0.0/8"]
+numbers = [{{ pattern = "*", entry_point = "hovednummer" }}]
+outbound = "127.0.0.1:{port}"
+""" + CONFIG
+
+
+def free_udp_port() -> int:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_blind_transfer_to_an_allowlisted_number(peer, tmp_path, measured):
+    port = free_udp_port()
+    centre = Centre(peer, tmp_path, config=carrier_config(port))
+    try:
+        anna = centre.party("anna")
+        carrier = centre.party("carrier", register=False, port=port, user="+4589401000")
+        citizen = centre.party("citizen", register=False)
+        centre.feature(anna, "*20", "Available")
+        c1 = centre.dial(citizen, "70101010")
+        assert centre.pump(lambda: anna.incoming and answered(anna.incoming[0]) and answered(c1), 10), centre.kald.text()
+        # A number that is not on the allowlist is refused; the citizen stays with anna.
+        anna.incoming[0].xfer(f"sip:+4511111111@127.0.0.1:{centre.kald.sip_port}", pj.CallOpParam(True))
+        centre.wait(1.0)
+        assert not carrier.incoming and not anna.incoming[0].disconnected
+        anna.incoming[0].xfer(f"sip:+4589401000@127.0.0.1:{centre.kald.sip_port}", pj.CallOpParam(True))
+        assert centre.pump(lambda: carrier.incoming and answered(carrier.incoming[0]), 10), centre.kald.text()
+        assert centre.pump(lambda: anna.incoming[0].disconnected, 10), "anna's leg stayed up"
+        centre.wait(2.5)
+        heard = tone_energy(c1.path, TONES["carrier"])
+        measured(f"transfer out: the citizen hears the carrier's 1700 Hz at {heard:.2f}")
+        assert heard > 0.5, heard
+        assert centre.pump(lambda: centre.agent_states("anna")[-1:] == ["WrapUp"], 5), centre.agent_states("anna")
+        centre.hang_up(c1)
+        assert centre.pump(lambda: carrier.incoming[0].disconnected, 5), "the carrier's leg outlived the citizen"
+    finally:
+        centre.close()
+
+
+def test_flow_transfer_node_calls_out(peer, tmp_path, measured):
+    port = free_udp_port()
+    flow = tmp_path / "transfer.toml"
+    flow.write_text("""
+description = "e2e: straight out to the switchboard"
+start = "out"
+transfer_allowlist = ["+4589401000"]
+
+[nodes.out]
+kind = "transfer"
+target = "+4589401000"
+""")
+    centre = Centre(peer, tmp_path, flow=flow, config=carrier_config(port))
+    try:
+        carrier = centre.party("carrier", register=False, port=port, user="+4589401000")
+        citizen = centre.party("citizen", register=False)
+        c1 = centre.dial(citizen, "70101010")
+        assert centre.pump(lambda: carrier.incoming and answered(carrier.incoming[0]) and answered(c1), 10), centre.kald.text()
+        centre.wait(2.5)
+        heard = tone_energy(c1.path, TONES["carrier"])
+        heard_back = tone_energy(carrier.incoming[0].path, TONES["citizen"])
+        measured(f"flow transfer: citizen hears the carrier at {heard:.2f}, the carrier hears the citizen at {heard_back:.2f}")
+        assert heard > 0.5 and heard_back > 0.5, (heard, heard_back)
+        centre.hang_up(carrier.incoming[0])
+        assert centre.pump(lambda: c1.disconnected, 5), "the citizen's call outlived the transfer"
     finally:
         centre.close()

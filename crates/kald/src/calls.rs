@@ -56,6 +56,13 @@ enum Phase {
     Closing,
 }
 
+impl CallCtx {
+    /// The call is ending: hang up when the prompt now playing finishes.
+    pub(crate) fn phase_closing(&mut self) {
+        self.phase = Phase::Closing;
+    }
+}
+
 /// A citizen waiting in a queue.
 pub(crate) struct Queued {
     /// How often to announce the position, and when next.
@@ -102,6 +109,8 @@ pub(crate) struct CallCtx {
     pub(crate) transferred: bool,
     /// When the call came in (wall clock).
     started: jiff::Timestamp,
+    /// kald's SIP address the call arrived on (outgoing legs for it leave from here).
+    pub(crate) sip_local: SocketAddr,
 }
 
 /// A new incoming call, as the endpoint reported it.
@@ -138,6 +147,10 @@ pub(crate) struct Calls {
     pub(crate) listen_needs_consent: bool,
     /// The store writer.
     pub(crate) records: Records,
+    /// Where calls out go (the carrier's SBC), if a trunk names one.
+    pub(crate) outbound: Option<SocketAddr>,
+    /// Numbers agents may transfer to.
+    pub(crate) transfer_allowlist: Vec<String>,
 }
 
 /// Settings of the call handling.
@@ -148,6 +161,8 @@ pub(crate) struct CallSettings {
     pub(crate) ring: Duration,
     pub(crate) centre: crate::config::Centre,
     pub(crate) listen_needs_consent: bool,
+    pub(crate) outbound: Option<SocketAddr>,
+    pub(crate) transfer_allowlist: Vec<String>,
 }
 
 impl Calls {
@@ -178,6 +193,8 @@ impl Calls {
             pending_listen: HashMap::new(),
             listen_needs_consent: settings.listen_needs_consent,
             records,
+            outbound: settings.outbound,
+            transfer_allowlist: settings.transfer_allowlist,
         }
     }
 
@@ -469,6 +486,7 @@ impl Calls {
             agent: None,
             transferred: false,
             started: self.clock.now().timestamp(),
+            sip_local: local,
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
@@ -642,10 +660,11 @@ impl Calls {
                         },
                     );
                 }
-                Action::Transfer { .. } => {
-                    // Transfers need the outbound legs of the queues issue; until then: end.
-                    tracing::warn!(call = %call, "transfer is not available yet; ending the call");
-                    endpoint.hangup(now, call);
+                Action::Transfer { target } => {
+                    self.media.send(Command::Stop { leg });
+                    if !self.dial_external(now, endpoint, &target, call, None) {
+                        self.transfer_out_failed(now, endpoint, call);
+                    }
                 }
                 Action::RecordMessage { team, .. } => {
                     tracing::warn!(call = %call, %team, "voice messages are not stored yet (recordings issue)");

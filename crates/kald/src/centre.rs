@@ -111,6 +111,12 @@ enum OutPurpose {
     Direct { from: CallId },
     /// A blind transfer rings a colleague for the citizen.
     TransferTo { citizen: CallId, from_leg: CallId },
+    /// A call out through the carrier (a transfer to an allowlisted number), from an agent's
+    /// REFER (`from_leg`) or the flow's transfer node (`None`).
+    External {
+        citizen: CallId,
+        from_leg: Option<CallId>,
+    },
     /// Not used for signalling decisions: a leg whose purpose is over (being cancelled).
     Done,
 }
@@ -502,7 +508,128 @@ impl Calls {
                 endpoint.notify_refer(now, from_leg, 200, "OK", true);
                 self.handover(now, endpoint, citizen, from_leg, leg, &agent);
             }
+            OutPurpose::External { citizen, from_leg } => {
+                if !self.calls.contains_key(&citizen) {
+                    endpoint.hangup(now, leg);
+                    return;
+                }
+                let old_agent =
+                    from_leg.and_then(|l| self.centre.out_legs.get(&l).map(|o| o.agent.clone()));
+                if let Some(from) = from_leg {
+                    endpoint.notify_refer(now, from, 200, "OK", true);
+                    self.unpeer(citizen);
+                    if let Some(a) = &old_agent {
+                        self.centre.talking.remove(a);
+                    }
+                    self.finish_out(from);
+                    endpoint.hangup(now, from);
+                    self.acd_input(now, endpoint, AcdInput::Released { call: citizen });
+                }
+                if let Some(ctx) = self.calls.get_mut(&citizen) {
+                    ctx.agent = None;
+                    ctx.transferred = true;
+                    self.media.send(Command::Stop { leg: ctx.leg });
+                }
+                self.bridge(citizen, leg);
+                let at = self.clock.now().timestamp();
+                self.records
+                    .send(StoreOp::QueueEvent(crate::records::transfer_event(
+                        at,
+                        citizen,
+                        old_agent.as_deref(),
+                        "external",
+                    )));
+                tracing::info!(call = %citizen, "transferred out");
+            }
             OutPurpose::Done => endpoint.hangup(now, leg),
+        }
+    }
+
+    /// Call `target` (an allowlisted number or SIP URI) through the carrier for `citizen`;
+    /// `false` if no trunk takes calls out.
+    pub(crate) fn dial_external(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        target: &str,
+        citizen: CallId,
+        from_leg: Option<CallId>,
+    ) -> bool {
+        let (Some(outbound), Some(ctx)) = (self.outbound, self.calls.get(&citizen)) else {
+            tracing::warn!(call = %citizen, "no trunk with an outbound address; cannot transfer out");
+            return false;
+        };
+        let local = ctx.sip_local;
+        let from_user = ctx.caller.clone().unwrap_or_else(|| "anonymous".into());
+        let ip = self.public_ip.unwrap_or(local.ip());
+        let media = match self.media_leg(ip) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media port for a call out");
+                return false;
+            }
+        };
+        // The Request-URI names the number; the packet goes to the carrier's address (never
+        // a host looked up from the target).
+        let uri = if target.starts_with("sip:") || target.starts_with("sips:") {
+            target.to_owned()
+        } else {
+            format!("sip:{}@{outbound}", sanitize_user(target))
+        };
+        let offer = sdp::offer(&media.local, Direction::SendRecv);
+        let id = endpoint.dial(
+            now,
+            Dial {
+                flow: kald_sip::endpoint::Flow {
+                    transport: kald_sip::endpoint::Transport::Udp,
+                    remote: outbound,
+                    local,
+                    connection: None,
+                },
+                target: uri.clone(),
+                to: format!("<{uri}>"),
+                display_name: String::new(),
+                from_user: sanitize_user(&from_user),
+                sdp: offer,
+                credentials: None,
+            },
+        );
+        tracing::info!(call = %citizen, leg = %id, "calling out for a transfer");
+        self.centre.legs.insert(media.leg, id);
+        self.centre.out_legs.insert(
+            id,
+            OutLeg {
+                media,
+                agent: String::new(),
+                purpose: OutPurpose::External { citizen, from_leg },
+                answered: false,
+            },
+        );
+        true
+    }
+
+    /// The flow's transfer did not connect: tell the caller and end the call.
+    pub(crate) fn transfer_out_failed(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        citizen: CallId,
+    ) {
+        tracing::info!(call = %citizen, "transfer out failed");
+        let prompt = self.flows.prompt("transfer-failed-goodbye");
+        let Some(ctx) = self.calls.get_mut(&citizen) else {
+            return;
+        };
+        match prompt {
+            Some(p) => {
+                ctx.phase_closing();
+                self.media.send(Command::Play {
+                    leg: ctx.leg,
+                    prompt: p,
+                    looped: false,
+                });
+            }
+            None => endpoint.hangup(now, citizen),
         }
     }
 
@@ -602,7 +729,7 @@ impl Calls {
                         OutPurpose::Ring { citizen } => citizen == of,
                         OutPurpose::Direct { from } => from == of,
                         OutPurpose::TransferTo { citizen, .. } => citizen == of,
-                        OutPurpose::Done => false,
+                        OutPurpose::External { .. } | OutPurpose::Done => false,
                     }
             })
             .map(|(id, _)| *id)
@@ -681,6 +808,15 @@ impl Calls {
                         endpoint.hangup(now, citizen);
                     }
                 }
+                OutPurpose::External { citizen, .. } if o.answered => {
+                    if self.calls.contains_key(&citizen) {
+                        endpoint.hangup(now, citizen);
+                    }
+                }
+                OutPurpose::External { citizen, from_leg } => match from_leg {
+                    Some(from) => self.transfer_failed(now, endpoint, citizen, from),
+                    None => self.transfer_out_failed(now, endpoint, citizen),
+                },
                 OutPurpose::Done => {
                     if o.answered {
                         self.centre.talking.remove(&o.agent);
@@ -729,7 +865,8 @@ impl Calls {
             !o.answered
                 && match o.purpose {
                     OutPurpose::Direct { from } => from == of,
-                    OutPurpose::TransferTo { citizen, .. } => citizen == of,
+                    OutPurpose::TransferTo { citizen, .. }
+                    | OutPurpose::External { citizen, .. } => citizen == of,
                     _ => false,
                 }
         })
@@ -764,7 +901,7 @@ impl Calls {
             .iter()
             .filter(|(_, o)| {
                 !o.answered
-                    && matches!(o.purpose, OutPurpose::Ring { citizen } | OutPurpose::TransferTo { citizen, .. } if citizen == call)
+                    && matches!(o.purpose, OutPurpose::Ring { citizen } | OutPurpose::TransferTo { citizen, .. } | OutPurpose::External { citizen, .. } if citizen == call)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -1209,6 +1346,17 @@ impl Calls {
             return;
         }
         let Some(colleague) = self.centre.directory.find(&user).map(|a| a.login.clone()) else {
+            let allowed = self
+                .transfer_allowlist
+                .iter()
+                .any(|a| a == &user || a == target);
+            if allowed {
+                endpoint.notify_refer(now, call, 100, "Trying", false);
+                if !self.dial_external(now, endpoint, &user, citizen, Some(call)) {
+                    endpoint.notify_refer(now, call, 503, "Service Unavailable", true);
+                }
+                return;
+            }
             tracing::info!(leg = %call, "blind transfer to a number kald may not call");
             endpoint.notify_refer(now, call, 403, "Forbidden", true);
             return;

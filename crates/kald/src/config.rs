@@ -22,6 +22,10 @@ pub(crate) struct Config {
     pub(crate) media_ports: (u16, u16),
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) trunks: Vec<Trunk>,
+    /// Where kald sends calls out (transfers to numbers): the first trunk's `outbound`.
+    pub(crate) outbound: Option<SocketAddr>,
+    /// Numbers (or SIP URIs) agents may transfer citizens to, besides colleagues and queues.
+    pub(crate) transfer_allowlist: Vec<String>,
     pub(crate) grace: std::time::Duration,
     pub(crate) capacity: usize,
     pub(crate) overload: OverloadAction,
@@ -141,6 +145,8 @@ pub(crate) struct FileConfig {
     pub(crate) ring_ms: Option<u64>,
     pub(crate) database: Option<String>,
     pub(crate) keys_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) transfer_allowlist: Vec<String>,
     #[serde(default, rename = "trunk")]
     pub(crate) trunks: Vec<FileTrunk>,
     #[serde(default, rename = "queue")]
@@ -159,6 +165,8 @@ pub(crate) struct FileTrunk {
     pub(crate) networks: Vec<IpNet>,
     #[serde(default)]
     pub(crate) numbers: Vec<FileNumber>,
+    /// The carrier's address for calls kald places (transfers out), e.g. its SBC.
+    pub(crate) outbound: Option<SocketAddr>,
 }
 
 /// A dialled-number pattern and its entry point.
@@ -243,6 +251,7 @@ impl Config {
             .clone()
             .or(fc.media_ports)
             .unwrap_or_else(|| "20000-29999".into());
+        let outbound = fc.trunks.iter().find_map(|t| t.outbound);
         let trunks = if fc.trunks.is_empty() {
             vec![Trunk::loopback("hovednummer")]
         } else {
@@ -281,6 +290,8 @@ impl Config {
             media_ports: parse_range(&media)?,
             public_ip: flags.public_ip.or(fc.public_ip),
             trunks,
+            outbound,
+            transfer_allowlist: fc.transfer_allowlist,
             grace: std::time::Duration::from_secs(
                 flags.grace_seconds.or(fc.grace_seconds).unwrap_or(30),
             ),

@@ -25,6 +25,7 @@ const CENTRE_PROMPTS: &[&str] = &[
     "listen-in-started",
     "no-agents",
     "transfer-failed",
+    "transfer-failed-goodbye",
     "queue-position",
     "position-1",
     "position-2",

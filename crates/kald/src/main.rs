@@ -109,6 +109,8 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             ring: config.ring,
             centre: config.centre.clone(),
             listen_needs_consent: false,
+            outbound: config.outbound,
+            transfer_allowlist: config.transfer_allowlist.clone(),
         };
         let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
         calls.restore_agents(std::time::Instant::now(), &restored);
