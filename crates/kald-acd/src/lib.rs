@@ -62,6 +62,7 @@
 mod acd;
 mod config;
 mod io;
+pub mod stats;
 
 pub use acd::{Acd, DEFAULT_TALK, NO_ANSWER_REASON, RETRY_BACKOFF};
 pub use config::{AcdConfig, AgentConfig, ConfigError, QueueConfig, Skill};
