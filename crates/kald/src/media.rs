@@ -88,6 +88,8 @@ pub(crate) struct MediaStats {
     pub(crate) streams: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) received: AtomicU64,
+    /// RTP packets that never arrived (gaps in sequence numbers).
+    pub(crate) lost: AtomicU64,
     /// How late paced packets left, in 50 µs buckets (the last bucket is ≥ 10 ms).
     lateness: [AtomicU64; 200],
 }
@@ -98,6 +100,7 @@ impl Default for MediaStats {
             streams: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
             lateness: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -201,6 +204,31 @@ struct Leg {
     stream: StreamId,
     rtp: UdpSocket,
     rtcp: UdpSocket,
+    /// The highest RTP sequence number seen, for counting lost packets.
+    last_seq: std::cell::Cell<Option<u16>>,
+}
+
+/// Count packets lost before this one from the gap in RTP sequence numbers (reordered and
+/// duplicate packets count nothing; a jump of more than 1,000 is a new stream, not a loss).
+fn count_loss(last: &std::cell::Cell<Option<u16>>, packet: &[u8], stats: &MediaStats) {
+    if packet.len() < 12 || packet[0] >> 6 != 2 || (72..=79).contains(&(packet[1] & 0x7f)) {
+        return;
+    }
+    let seq = u16::from_be_bytes([packet[2], packet[3]]);
+    if let Some(prev) = last.get() {
+        let gap = seq.wrapping_sub(prev);
+        match gap {
+            // A duplicate, or a late packet (already counted as lost when the gap opened).
+            0 => return,
+            g if g > u16::MAX - 100 => return,
+            1..=1000 => {
+                stats.lost.fetch_add(u64::from(gap - 1), Ordering::Relaxed);
+            }
+            // A jump: the sender started a new stream; follow it without counting.
+            _ => {}
+        }
+    }
+    last.set(Some(seq));
 }
 
 fn run(
@@ -272,6 +300,7 @@ fn run(
                 match leg.rtp.recv_from(&mut buf) {
                     Ok((n, from)) => {
                         stats.received.fetch_add(1, Ordering::Relaxed);
+                        count_loss(&leg.last_seq, &buf[..n], &stats);
                         let now = Instant::now();
                         if let Some(t) =
                             engine.handle_datagram(now, leg.stream, from, &buf[..n], &mut out)
@@ -383,6 +412,7 @@ fn command(
                     stream: id,
                     rtp,
                     rtcp,
+                    last_seq: std::cell::Cell::new(None),
                 },
             );
         }
@@ -518,5 +548,39 @@ impl PortPool {
             return Ok((rtp, rtcp, port));
         }
         anyhow::bail!("no free RTP port pair in {}-{}", self.low, self.high)
+    }
+}
+
+#[cfg(test)]
+mod loss_tests {
+    use super::*;
+
+    fn packet(seq: u16) -> [u8; 12] {
+        let mut p = [0u8; 12];
+        p[0] = 0x80;
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn gaps_count_as_lost_and_reordering_does_not() {
+        let stats = MediaStats::default();
+        let last = std::cell::Cell::new(None);
+        for seq in [10u16, 11, 14, 13, 15, 15, 30000, 30001, 30002] {
+            count_loss(&last, &packet(seq), &stats);
+        }
+        // 12 and 13 missing after 14 (13 arrives late: already counted); 15 twice counts once;
+        // 15 → 30000 is a new stream (followed, not a loss).
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 2);
+        assert_eq!(last.get(), Some(30002));
+        let last = std::cell::Cell::new(None);
+        for seq in [65534u16, 1] {
+            count_loss(&last, &packet(seq), &stats);
+        }
+        assert_eq!(
+            stats.lost.load(Ordering::Relaxed),
+            4,
+            "65535 and 0 lost across the wrap"
+        );
     }
 }

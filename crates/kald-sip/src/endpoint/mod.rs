@@ -330,6 +330,59 @@ pub struct Stats {
     pub calls_offered: u64,
 }
 
+/// SIP messages by method (requests) and status code (responses), each way, for
+/// monitoring (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Requests received, by method.
+    pub requests_in: std::collections::BTreeMap<String, u64>,
+    /// Requests sent (retransmissions included), by method.
+    pub requests_out: std::collections::BTreeMap<String, u64>,
+    /// Responses received, by status code.
+    pub responses_in: std::collections::BTreeMap<u16, u64>,
+    /// Responses sent (retransmissions included), by status code.
+    pub responses_out: std::collections::BTreeMap<u16, u64>,
+}
+
+impl MessageCounts {
+    /// Count one message from its first bytes (`INVITE sip:…` or `SIP/2.0 200 …`); keep-alives
+    /// and garbage count nothing. Allocates only the first time a method is seen.
+    fn count(&mut self, data: &[u8], incoming: bool) {
+        if let Some(rest) = data.strip_prefix(b"SIP/2.0 ") {
+            let code = rest
+                .get(..3)
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| c.parse::<u16>().ok());
+            if let Some(code) = code.filter(|c| (100..700).contains(c)) {
+                let map = if incoming {
+                    &mut self.responses_in
+                } else {
+                    &mut self.responses_out
+                };
+                *map.entry(code).or_insert(0) += 1;
+            }
+            return;
+        }
+        let end = data.iter().position(|&b| b == b' ').unwrap_or(0);
+        let Some(method) = std::str::from_utf8(&data[..end]).ok().filter(|m| {
+            !m.is_empty() && m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase())
+        }) else {
+            return;
+        };
+        let map = if incoming {
+            &mut self.requests_in
+        } else {
+            &mut self.requests_out
+        };
+        match map.get_mut(method) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(method.to_owned(), 1);
+            }
+        }
+    }
+}
+
 enum ServerTx {
     Invite(ServerInvite),
     NonInvite(ServerNonInvite),
@@ -477,6 +530,7 @@ pub struct Endpoint {
     config: EndpointConfig,
     rng: ChaCha8Rng,
     next_call: u64,
+    counts: MessageCounts,
     server: HashMap<ServerKey, ServerEntry>,
     client: HashMap<ClientKey, ClientEntry>,
     calls: HashMap<CallId, Call>,
@@ -503,6 +557,7 @@ impl Endpoint {
             config,
             rng,
             next_call: first_call,
+            counts: MessageCounts::default(),
             server: HashMap::new(),
             client: HashMap::new(),
             calls: HashMap::new(),
@@ -526,6 +581,11 @@ impl Endpoint {
         for id in ids {
             self.hangup(now, id);
         }
+    }
+
+    /// SIP messages by method and status code, each way.
+    pub fn message_counts(&self) -> &MessageCounts {
+        &self.counts
     }
 
     /// What has been counted so far.
@@ -662,6 +722,7 @@ impl Endpoint {
 
     fn receive(&mut self, now: Instant, flow: Flow, data: Bytes) {
         self.stats.received += 1;
+        self.counts.count(&data, true);
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             // CRLF keep-alive on UDP (common from phones), nothing to answer.
             return;
@@ -1409,6 +1470,7 @@ impl Endpoint {
     }
 
     fn transmit(&mut self, flow: Flow, data: Bytes) {
+        self.counts.count(&data, false);
         self.outputs
             .push_back(Output::Transmit(Transmit { flow, data }));
     }

@@ -1009,3 +1009,22 @@ fn an_invite_the_tu_never_answers_gets_480_after_max_unanswered() {
     h.run_until(Duration::from_secs(400));
     assert_eq!(h.ep.transaction_count(), 0);
 }
+
+#[test]
+fn messages_are_counted_by_method_and_code() {
+    let mut c = super::MessageCounts::default();
+    c.count(b"INVITE sip:a@b SIP/2.0\r\n", true);
+    c.count(b"INVITE sip:a@b SIP/2.0\r\n", true);
+    c.count(b"SIP/2.0 180 Ringing\r\n", false);
+    c.count(b"SIP/2.0 200 OK\r\n", false);
+    c.count(b"SIP/2.0 200 OK\r\n", true);
+    c.count(b"\r\n\r\n", true);
+    c.count(b"garbage", true);
+    c.count(b"SIP/2.0 99x nonsense", true);
+    assert_eq!(c.requests_in.get("INVITE"), Some(&2));
+    assert_eq!(c.requests_in.len(), 1);
+    assert_eq!(c.responses_out.get(&180), Some(&1));
+    assert_eq!(c.responses_out.get(&200), Some(&1));
+    assert_eq!(c.responses_in.get(&200), Some(&1));
+    assert_eq!(c.responses_in.len(), 1);
+}
