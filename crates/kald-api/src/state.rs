@@ -1,0 +1,96 @@
+//! The shared state of the handlers.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Accounts, Sessions, Throttle};
+use crate::error::ApiError;
+use crate::model::{Command, MetricsFn, Snapshot};
+use crate::stats::StatsCache;
+use crate::{Backend, Settings, StatsSource};
+
+/// What every handler shares: the backend's channels, sessions, settings.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// Behind one `Arc`, so cloning per request is cheap.
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The shared parts.
+pub(crate) struct Inner {
+    /// The SIP loop's live state.
+    pub(crate) snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Commands to the SIP loop.
+    pub(crate) commands: mpsc::Sender<(Command, oneshot::Sender<crate::Reply>)>,
+    /// The users.
+    pub(crate) accounts: Accounts,
+    /// Key figures from the store.
+    pub(crate) stats: Option<StatsSource>,
+    /// Today's figures per queue, cached.
+    pub(crate) stats_cache: StatsCache,
+    /// Prometheus text.
+    pub(crate) metrics: MetricsFn,
+    /// Live sessions (never held across an await).
+    pub(crate) sessions: Mutex<Sessions>,
+    /// Failed log-ins.
+    pub(crate) throttle: Mutex<Throttle>,
+    /// Timeouts and limits.
+    pub(crate) settings: Settings,
+    /// Ends push streams at shutdown.
+    pub(crate) shutdown: CancellationToken,
+    /// The OpenAPI document as JSON.
+    pub(crate) openapi_json: String,
+}
+
+impl AppState {
+    /// Builds the state from the backend.
+    pub(crate) fn new(
+        backend: Backend,
+        settings: Settings,
+        shutdown: CancellationToken,
+        openapi_json: String,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                snapshot: backend.snapshot,
+                commands: backend.commands,
+                accounts: Accounts::new(backend.users),
+                stats: backend.stats,
+                stats_cache: StatsCache::default(),
+                metrics: backend.metrics,
+                sessions: Mutex::new(Sessions::default()),
+                throttle: Mutex::new(Throttle::default()),
+                settings,
+                shutdown,
+                openapi_json,
+            }),
+        }
+    }
+
+    /// The current snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.borrow().clone()
+    }
+
+    /// Sends a command to the SIP loop and waits for its reply (at most the command timeout).
+    pub(crate) async fn execute(&self, command: Command) -> Result<(), ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let timeout = self.inner.settings.command_timeout;
+        let exchange = async {
+            self.inner
+                .commands
+                .send((command, tx))
+                .await
+                .map_err(|_| ApiError::Unavailable)?;
+            rx.await.map_err(|_| ApiError::Unavailable)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(ApiError::Refused(message)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ApiError::Unavailable),
+        }
+    }
+}
