@@ -57,6 +57,11 @@ enum Phase {
 }
 
 impl CallCtx {
+    /// What the flow learnt so far (consent, CPR, topic …).
+    pub(crate) fn outcome(&self) -> &kald_ivr::Outcome {
+        self.ivr.outcome()
+    }
+
     /// The call is ending: hang up when the prompt now playing finishes.
     pub(crate) fn phase_closing(&mut self) {
         self.phase = Phase::Closing;
@@ -111,6 +116,8 @@ pub(crate) struct CallCtx {
     started: jiff::Timestamp,
     /// kald's SIP address the call arrived on (outgoing legs for it leave from here).
     pub(crate) sip_local: SocketAddr,
+    /// How long it waited in the queue before an agent answered.
+    pub(crate) answered_wait: Option<Duration>,
 }
 
 /// A new incoming call, as the endpoint reported it.
@@ -487,6 +494,7 @@ impl Calls {
             transferred: false,
             started: self.clock.now().timestamp(),
             sip_local: local,
+            answered_wait: None,
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {

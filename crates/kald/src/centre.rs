@@ -117,6 +117,8 @@ enum OutPurpose {
         citizen: CallId,
         from_leg: Option<CallId>,
     },
+    /// A team leader's phone, rung (from the API) to listen in on `target`'s call.
+    Listen { target: String },
     /// Not used for signalling decisions: a leg whose purpose is over (being cancelled).
     Done,
 }
@@ -541,8 +543,143 @@ impl Calls {
                     )));
                 tracing::info!(call = %citizen, "transferred out");
             }
+            OutPurpose::Listen { target } => {
+                let target_leg = self
+                    .centre
+                    .talking
+                    .get(&target)
+                    .and_then(|l| self.leg_of(*l));
+                let listener_leg = self.centre.out_legs.get(&leg).map(|o| o.media.leg);
+                let (Some(target_leg), Some(listener_leg)) = (target_leg, listener_leg) else {
+                    endpoint.hangup(now, leg);
+                    return;
+                };
+                self.cancel_forks_listen(now, endpoint, leg, &agent);
+                self.media.send(Command::Listen {
+                    listener: listener_leg,
+                    target: target_leg,
+                });
+                let at = self.clock.now().timestamp();
+                tracing::info!(listener = %agent, %target, "listening in started");
+                self.records
+                    .send(StoreOp::QueueEvent(crate::records::listen_event(
+                        at, leg, &agent, &target, true,
+                    )));
+            }
             OutPurpose::Done => endpoint.hangup(now, leg),
         }
+    }
+
+    /// Cancel the listener's other contacts still ringing for a listening-in session.
+    fn cancel_forks_listen(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        answered: CallId,
+        listener: &str,
+    ) {
+        let others: Vec<CallId> = self
+            .centre
+            .out_legs
+            .iter()
+            .filter(|(id, o)| {
+                **id != answered
+                    && !o.answered
+                    && o.agent == listener
+                    && matches!(o.purpose, OutPurpose::Listen { .. })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in others {
+            self.finish_out(id);
+            endpoint.hangup(now, id);
+        }
+    }
+
+    /// The team leaders and coaches listening in on `agent` now.
+    pub(crate) fn listeners_of(&self, agent: &str) -> Vec<String> {
+        let by_phone = self
+            .centre
+            .agent_calls
+            .values()
+            .filter_map(|a| match &a.kind {
+                AgentCallKind::Listen { target } if target == agent => Some(a.agent.clone()),
+                _ => None,
+            });
+        let by_api = self
+            .centre
+            .out_legs
+            .values()
+            .filter_map(|o| match &o.purpose {
+                OutPurpose::Listen { target } if target == agent && o.answered => {
+                    Some(o.agent.clone())
+                }
+                _ => None,
+            });
+        by_phone.chain(by_api).collect()
+    }
+
+    /// The API asks kald to ring `listener`'s phone and let them hear `target`'s call.
+    pub(crate) fn listen_from_api(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        listener: &str,
+        target: &str,
+    ) -> Result<(), String> {
+        if let Err(prompt) = self.listen_target(listener, target) {
+            return Err(match prompt {
+                "agent-not-allowed" => "not allowed to listen in".into(),
+                _ => "that agent is not on a call".into(),
+            });
+        }
+        let target = self
+            .centre
+            .directory
+            .find(target)
+            .map(|a| a.login.clone())
+            .unwrap_or_default();
+        let name = self
+            .centre
+            .directory
+            .find(&target)
+            .map(|a| format!("Medlyt {}", a.name))
+            .unwrap_or_else(|| "Medlyt".into());
+        let placed = self.dial_agent(
+            now,
+            endpoint,
+            listener,
+            &name,
+            "medlyt",
+            OutPurpose::Listen { target },
+        );
+        if placed == 0 {
+            return Err("your phone is not registered".into());
+        }
+        Ok(())
+    }
+
+    /// End `listener`'s listening-in sessions started from the API.
+    pub(crate) fn stop_listening(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        listener: &str,
+    ) -> Result<(), String> {
+        let legs: Vec<CallId> = self
+            .centre
+            .out_legs
+            .iter()
+            .filter(|(_, o)| o.agent == listener && matches!(o.purpose, OutPurpose::Listen { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        if legs.is_empty() {
+            return Err("not listening in".into());
+        }
+        for l in legs {
+            endpoint.hangup(now, l);
+        }
+        Ok(())
     }
 
     /// Call `target` (an allowlisted number or SIP URI) through the carrier for `citizen`;
@@ -642,11 +779,13 @@ impl Calls {
         leg: CallId,
         agent: &str,
     ) {
+        let entered = self.acd.call(citizen).map(|v| v.entered);
         let Some(ctx) = self.calls.get_mut(&citizen) else {
             return;
         };
         ctx.queued = None;
         ctx.agent = Some((leg, agent.to_owned()));
+        ctx.answered_wait = entered.map(|e| now.saturating_duration_since(e));
         let cleg = ctx.leg;
         self.media.send(Command::Stop { leg: cleg });
         self.bridge(citizen, leg);
@@ -729,7 +868,9 @@ impl Calls {
                         OutPurpose::Ring { citizen } => citizen == of,
                         OutPurpose::Direct { from } => from == of,
                         OutPurpose::TransferTo { citizen, .. } => citizen == of,
-                        OutPurpose::External { .. } | OutPurpose::Done => false,
+                        OutPurpose::External { .. }
+                        | OutPurpose::Listen { .. }
+                        | OutPurpose::Done => false,
                     }
             })
             .map(|(id, _)| *id)
@@ -817,6 +958,19 @@ impl Calls {
                     Some(from) => self.transfer_failed(now, endpoint, citizen, from),
                     None => self.transfer_out_failed(now, endpoint, citizen),
                 },
+                OutPurpose::Listen { target } => {
+                    if o.answered {
+                        self.media.send(Command::Unlisten {
+                            listener: o.media.leg,
+                        });
+                        let at = self.clock.now().timestamp();
+                        tracing::info!(listener = %o.agent, %target, "listening in ended");
+                        self.records
+                            .send(StoreOp::QueueEvent(crate::records::listen_event(
+                                at, call, &o.agent, &target, false,
+                            )));
+                    }
+                }
                 OutPurpose::Done => {
                     if o.answered {
                         self.centre.talking.remove(&o.agent);
@@ -1230,7 +1384,14 @@ impl Calls {
             .filter(|(_, a)| matches!(&a.kind, AgentCallKind::Listen { target } if target == agent))
             .map(|(id, _)| *id)
             .collect();
-        for l in listeners {
+        let api: Vec<CallId> = self
+            .centre
+            .out_legs
+            .iter()
+            .filter(|(_, o)| matches!(&o.purpose, OutPurpose::Listen { target } if target == agent))
+            .map(|(id, _)| *id)
+            .collect();
+        for l in listeners.into_iter().chain(api) {
             endpoint.hangup(now, l);
         }
     }

@@ -45,6 +45,21 @@ pub(crate) struct Centre {
     pub(crate) queues: Vec<FileQueue>,
     pub(crate) agents: Vec<FileAgent>,
     pub(crate) registrar: FileRegistrar,
+    /// People who use the web pages and API but take no calls (supervisors, records
+    /// officers, administrators).
+    pub(crate) users: Vec<FileUser>,
+}
+
+/// One `[[user]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileUser {
+    pub(crate) login: String,
+    pub(crate) name: String,
+    /// The web password (8+ characters).
+    pub(crate) password: String,
+    /// supervisor, records-officer, administrator (or team-leader / coach without a phone).
+    pub(crate) role: String,
 }
 
 /// One `[[queue]]` table: a team / skill.
@@ -153,6 +168,8 @@ pub(crate) struct FileConfig {
     pub(crate) queues: Vec<FileQueue>,
     #[serde(default, rename = "agent")]
     pub(crate) agents: Vec<FileAgent>,
+    #[serde(default, rename = "user")]
+    pub(crate) users: Vec<FileUser>,
     #[serde(default)]
     pub(crate) registrar: Option<FileRegistrar>,
 }
@@ -311,6 +328,7 @@ impl Config {
                 queues: fc.queues,
                 agents: fc.agents,
                 registrar: fc.registrar.unwrap_or_default(),
+                users: fc.users,
             })?,
         })
     }
@@ -348,6 +366,30 @@ fn check_centre(c: Centre) -> anyhow::Result<Centre> {
         }
         if let Some((q, _)) = a.skills.iter().find(|(_, l)| **l == 0) {
             bail!("agent {}: skill {q}: levels start at 1 (primary)", a.login);
+        }
+    }
+    for u in &c.users {
+        if !logins.insert(u.login.as_str()) {
+            bail!(
+                "login {:?} is given twice (agents and users share logins)",
+                u.login
+            );
+        }
+        if u.password.len() < 8 {
+            bail!(
+                "user {}: the password must have at least 8 characters",
+                u.login
+            );
+        }
+        if !matches!(
+            u.role.as_str(),
+            "supervisor" | "records-officer" | "administrator" | "team-leader" | "coach"
+        ) {
+            bail!(
+                "user {}: role {:?}: use supervisor, records-officer, administrator, team-leader or coach",
+                u.login,
+                u.role
+            );
         }
     }
     let mut queues = std::collections::HashSet::new();

@@ -7,6 +7,7 @@ mod clock;
 mod config;
 mod flow_cli;
 mod flows;
+mod live;
 mod media;
 mod records;
 mod sip;
@@ -89,7 +90,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             data_dir = %config.data_dir.display(),
             flows = %config.flows.display(),
             media_ports = %format_args!("{}-{}", config.media_ports.0, config.media_ports.1),
-            "configured (the HTTP API and pages arrive with a later issue)"
+            "configured"
         );
         for t in &config.trunks {
             tracing::info!(trunk = %t.name, networks = t.networks.len(), numbers = t.numbers.len(), "trunk loaded");
@@ -97,8 +98,11 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         tracing::info!(now = %clock.now(), pinned = clock.is_pinned(), "wall clock");
         let flows = flows::Flows::load(&config.flows)?;
         let (store, restored) = records::open_store(&config).await?;
+        let http = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
         let (records_tx, records_rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = tokio::spawn(records::write(store, records_rx));
+        let writer = tokio::spawn(records::write(store.clone(), records_rx));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
         let media = media::Media::start(config.media_ports, bind_ip, reports_tx).context("cannot start the media thread")?;
@@ -115,13 +119,43 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
         calls.restore_agents(std::time::Instant::now(), &restored);
         let shutdown = CancellationToken::new();
+        let (snapshot_tx, snapshot_rx) =
+            tokio::sync::watch::channel(std::sync::Arc::new(kald_api::Snapshot::default()));
+        let (command_tx, command_rx) = tokio::sync::mpsc::channel(64);
+        let metrics_text = std::sync::Arc::new(std::sync::RwLock::new(String::new()));
+        let metrics_read = std::sync::Arc::clone(&metrics_text);
+        let backend = kald_api::Backend {
+            snapshot: snapshot_rx,
+            commands: command_tx,
+            users: live::users(&config.centre),
+            stats: Some(kald_api::StatsSource {
+                store: store.clone(),
+                params: kald_acd::stats::StatsParams::default(),
+            }),
+            metrics: std::sync::Arc::new(move || {
+                metrics_read.read().map(|m| m.clone()).unwrap_or_default()
+            }),
+        };
+        tracing::info!(http = %http.local_addr()?, "web pages and API listening");
+        let api = tokio::spawn(kald_api::serve(http, backend, shutdown.clone()));
+        let link = sip::ApiLink {
+            snapshot: snapshot_tx,
+            commands: command_rx,
+            metrics: metrics_text,
+        };
         let stop = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");
             stop.cancel();
         });
-        let result = sip::run(config, sockets, calls, reports, shutdown).await;
+        let result = sip::run(config, sockets, calls, reports, link, shutdown.clone()).await;
+        shutdown.cancel();
+        match api.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),
+            Err(e) => tracing::error!(error = %e, "the HTTP server stopped abnormally"),
+            Ok(Ok(())) => {}
+        }
         // The call handling is gone, so the channel closes and the writer finishes its queue.
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "the store writer stopped abnormally");

@@ -53,12 +53,28 @@ impl Sockets {
     }
 }
 
+/// The SIP loop's side of the web API: it publishes snapshots and metrics and executes
+/// commands.
+pub(crate) struct ApiLink {
+    pub(crate) snapshot: tokio::sync::watch::Sender<std::sync::Arc<kald_api::Snapshot>>,
+    pub(crate) commands: mpsc::Receiver<(
+        kald_api::Command,
+        tokio::sync::oneshot::Sender<kald_api::Reply>,
+    )>,
+    pub(crate) metrics: std::sync::Arc<std::sync::RwLock<String>>,
+}
+
+/// How often the live state reaches the API at most (and at least, for the ticking waits).
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const PUBLISH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Run the SIP endpoint until `shutdown` is cancelled.
 pub(crate) async fn run(
     config: Config,
     sockets: Sockets,
     mut calls: Calls,
     mut reports: mpsc::UnboundedReceiver<Report>,
+    mut api: ApiLink,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Sockets { udp, tcp } = sockets;
@@ -101,9 +117,12 @@ pub(crate) async fn run(
     let mut next_conn = 1u64;
     let mut buf = vec![0u8; 65_535];
     let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-    let sleep = tokio::time::sleep_until(far());
+    // The first turn comes at once: it publishes the first snapshot and arms the timers.
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut deadline: Option<Instant> = None;
+    let mut published = Instant::now();
+    let mut dirty = true;
 
     loop {
         tokio::select! {
@@ -113,6 +132,10 @@ pub(crate) async fn run(
                 endpoint.set_accepting(false);
             }
             Some(r) = reports.recv() => calls.handle_report(Instant::now(), &mut endpoint, r),
+            Some((cmd, reply)) = api.commands.recv() => {
+                let r = calls.command(Instant::now(), &mut endpoint, cmd);
+                let _ = reply.send(r);
+            }
             r = udp.recv_from(&mut buf) => {
                 match r {
                     Ok((n, remote)) => {
@@ -149,6 +172,19 @@ pub(crate) async fn run(
         // Drain every output; the call handling may act, which makes more output.
         flush(&mut endpoint, &mut calls, &udp, &writers).await;
         let now = Instant::now();
+        let since = now.saturating_duration_since(published);
+        if (dirty && since >= PUBLISH_EVERY) || since >= PUBLISH_IDLE {
+            published = now;
+            dirty = false;
+            api.snapshot
+                .send_replace(std::sync::Arc::new(calls.snapshot(now)));
+            let text = calls.metrics(now, &endpoint);
+            if let Ok(mut m) = api.metrics.write() {
+                *m = text;
+            }
+        } else {
+            dirty = true;
+        }
         if now >= reload_at {
             reload_at = now + std::time::Duration::from_secs(2);
             calls.reload_flows();
@@ -219,6 +255,7 @@ pub(crate) async fn run(
             calls.poll_timeout(),
             draining.map(|d| d.min(now + std::time::Duration::from_millis(200))),
             Some(reload_at),
+            Some(published + if dirty { PUBLISH_EVERY } else { PUBLISH_IDLE }),
         ]
         .into_iter()
         .flatten()
