@@ -141,6 +141,7 @@ impl Default for Settings {
         title = "kald",
         description = "The contact centre of kald: queues, agents, live calls, key figures, the push channel."
     ),
+    components(schemas(Snapshot, QueueState, StateAction)),
     modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
