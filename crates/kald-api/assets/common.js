@@ -1,1 +1,91 @@
+// kald: shared helpers of the pages (no framework, no build step).
+"use strict";
 
+const kald = {
+  /** Danish names of the agent states. */
+  stateNames: {
+    logged_out: "Logget ud",
+    available: "Klar",
+    ringing: "Ringer",
+    talking: "I samtale",
+    wrap_up: "Efterbehandling",
+    paused: "Pause",
+  },
+
+  /** The page a role starts on. */
+  homeOf(role) {
+    if (role === "agent" || role === "team-leader" || role === "coach") return "/agent";
+    if (role === "supervisor" || role === "administrator") return "/wallboard";
+    return null;
+  },
+
+  /** Calls the API; resolves to {ok, status, data}; a 401 sends the user to the log-in page. */
+  async api(method, path, body) {
+    const options = { method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (e) {
+      return { ok: false, status: 0, data: { error: "Ingen forbindelse til kald" } };
+    }
+    let data = null;
+    const text = await response.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = null; }
+    }
+    if (response.status === 401 && path !== "/api/login") {
+      window.location.assign("/");
+    }
+    return { ok: response.ok, status: response.status, data };
+  },
+
+  /** Opens the push channel; calls onView(view) per snapshot and onStatus(connected). */
+  live(onView, onStatus) {
+    const source = new EventSource("/api/events");
+    source.addEventListener("open", () => onStatus(true));
+    source.addEventListener("snapshot", (event) => {
+      onStatus(true);
+      onView(JSON.parse(event.data));
+    });
+    source.addEventListener("error", async () => {
+      onStatus(false);
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused (session gone?) or the server ended the stream: check, then retry.
+        const me = await kald.api("GET", "/api/me");
+        if (me.ok) setTimeout(() => kald.live(onView, onStatus), 2000);
+      }
+    });
+    return source;
+  },
+
+  /** Seconds as m:ss (or h:mm:ss). */
+  duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = String(seconds % 60).padStart(2, "0");
+    return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  },
+
+  /** A fraction 0–1 as a Danish percentage, or a dash. */
+  percent(fraction) {
+    return fraction === null || fraction === undefined ? "–" : `${Math.round(fraction * 100)} %`;
+  },
+
+  /** Sets the text of the element with this data-testid. */
+  text(testid, value) {
+    const element = document.querySelector(`[data-testid="${testid}"]`);
+    if (element) element.textContent = value;
+    return element;
+  },
+
+  /** Logs out of kald (the session) and goes to the log-in page. */
+  async signOut() {
+    await kald.api("POST", "/api/logout");
+    window.location.assign("/");
+  },
+};
