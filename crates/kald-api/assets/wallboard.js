@@ -54,7 +54,8 @@
     const elapsed = (Date.now() - receivedAt) / 1000;
     const main = document.querySelector('[data-testid="queues"]');
     const count = view.queues.length;
-    main.style.setProperty("--cols", count <= 1 ? 1 : count <= 4 ? 2 : 3);
+    main.style.setProperty("--cols", count <= 3 ? Math.max(count, 1) : count === 4 ? 2 : 3);
+    main.style.setProperty("--scale", count <= 3 ? 1.8 : 1);
     main.innerHTML = view.queues.map((q) => card(q, elapsed)).join("");
   }
 
