@@ -6,7 +6,7 @@ venv="$here/../.venv"
 req="$here/requirements.txt"
 stamp="$venv/.pjsua2-requirements.txt"
 if [[ -x "$venv/bin/python" ]] && cmp -s "$req" "$stamp" \
-    && "$venv/bin/python" -c 'import pjsua2, numpy, pytest' 2>/dev/null; then
+    && "$venv/bin/python" -c 'import pjsua2, numpy, pytest, playwright' 2>/dev/null; then
     exit 0
 fi
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
