@@ -590,3 +590,18 @@ target = "+4589401000"
         assert centre.pump(lambda: c1.disconnected, 5), "the citizen's call outlived the transfer"
     finally:
         centre.close()
+
+
+def test_agent_hanging_up_first_gets_wrap_up_and_the_next_call(centre):
+    anna = centre.party("anna")
+    citizen = centre.party("citizen", register=False)
+    centre.feature(anna, "*20", "Available")
+    c1 = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: anna.incoming and answered(anna.incoming[0]) and answered(c1), 10), centre.kald.text()
+    centre.hang_up(anna.incoming[0])
+    assert centre.pump(lambda: c1.disconnected, 5), "the citizen's leg outlived the agent's"
+    assert centre.pump(lambda: "WrapUp" in centre.agent_states("anna"), 5), centre.agent_states("anna")
+    # Wrap-up (4 s) ends; the next citizen rings anna again.
+    c2 = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: len(anna.incoming) == 2, 10), f"anna was not offered the next call\n{centre.kald.text()}"
+    centre.hang_up(c2)

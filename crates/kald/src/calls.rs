@@ -118,6 +118,8 @@ pub(crate) struct CallCtx {
     pub(crate) sip_local: SocketAddr,
     /// How long it waited in the queue before an agent answered.
     pub(crate) answered_wait: Option<Duration>,
+    /// The agent's side hung up first.
+    pub(crate) ended_by_agent: bool,
 }
 
 /// A new incoming call, as the endpoint reported it.
@@ -495,6 +497,7 @@ impl Calls {
             started: self.clock.now().timestamp(),
             sip_local: local,
             answered_wait: None,
+            ended_by_agent: false,
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
@@ -763,6 +766,7 @@ impl Calls {
             ended_by = ?o.ended_by,
             agent = ctx.agent.as_ref().map_or("-", |a| a.1.as_str()),
             transferred = ctx.transferred,
+            agent_hung_up = ctx.ended_by_agent,
             field_lengths = %fields.join(","),
             "call ended"
         );

@@ -921,10 +921,20 @@ impl Calls {
                         );
                     }
                 }
-                OutPurpose::Ring { citizen } => {
-                    // The agent hung up (or was lost): the citizen's call ends too.
+                OutPurpose::TransferTo { citizen, from_leg } if !o.answered => {
+                    if !self.any_fork(citizen) {
+                        self.transfer_failed(now, endpoint, citizen, from_leg);
+                    }
+                }
+                OutPurpose::Ring { citizen } | OutPurpose::TransferTo { citizen, .. } => {
+                    // The agent hung up (or was lost): the call is over for the ACD (the agent
+                    // goes to wrap-up) and the citizen's leg ends too.
                     self.centre.talking.remove(&o.agent);
                     if self.calls.contains_key(&citizen) {
+                        self.acd_input(now, endpoint, AcdInput::Ended { call: citizen });
+                        if let Some(ctx) = self.calls.get_mut(&citizen) {
+                            ctx.ended_by_agent = true;
+                        }
                         endpoint.hangup(now, citizen);
                     }
                 }
@@ -936,17 +946,6 @@ impl Calls {
                                 endpoint.hangup(now, p);
                             }
                         }
-                    }
-                }
-                OutPurpose::TransferTo { citizen, from_leg } if !o.answered => {
-                    if !self.any_fork(citizen) {
-                        self.transfer_failed(now, endpoint, citizen, from_leg);
-                    }
-                }
-                OutPurpose::TransferTo { citizen, .. } => {
-                    self.centre.talking.remove(&o.agent);
-                    if self.calls.contains_key(&citizen) {
-                        endpoint.hangup(now, citizen);
                     }
                 }
                 OutPurpose::External { citizen, .. } if o.answered => {
