@@ -105,13 +105,13 @@ stop_test_postgres() {
 
 # The core crates must never depend on tokio, sqlx or axum (style rule 1).
 log "dependency direction"
-for core in kald-core kald-sip kald-media kald-ivr kald-acd; do
+for core in kald-core kald-sip kald-media kald-ivr kald-acd kald-recordings; do
   if cargo tree -p "$core" -e normal --prefix none 2>/dev/null | grep -E '^(tokio|sqlx|axum|mio) ' >/dev/null; then
     echo "$core depends on an I/O runtime:"; cargo tree -p "$core" -e normal -i tokio 2>/dev/null | head -20
     exit 1
   fi
 done
-echo "kald-core, kald-sip, kald-media, kald-ivr, kald-acd: no tokio/sqlx/axum/mio"
+echo "kald-core, kald-sip, kald-media, kald-ivr, kald-acd, kald-recordings: no tokio/sqlx/axum/mio"
 
 log "formatting and lints"
 cargo fmt --all -- --check

@@ -44,6 +44,7 @@
       const recording = kald.text("caller-recording", call.recording ? "Samtalen optages" : "Optages ikke");
       recording.classList.toggle("recording", call.recording);
     }
+    document.querySelector('[data-testid="btn-stop-recording"]').hidden = !(call && call.recording);
     const listeners = status ? status.listeners : [];
     kald.text("listeners", listeners.length
       ? `Lytter med: ${listeners.map(agentName).join(", ")}` : "Ingen lytter med.");
@@ -94,6 +95,14 @@
     }
   }
 
+  async function stopRecording() {
+    kald.text("recording-message", "");
+    const result = await kald.api("POST", "/api/me/recording/stop");
+    kald.text("recording-message", result.ok
+      ? "Optagelsen er stoppet, og det optagede er slettet."
+      : (result.data && result.data.error) || "Det lykkedes ikke.");
+  }
+
   async function listen(start) {
     kald.text("listen-message", "");
     const target = document.querySelector('[data-testid="listen-target"]').value;
@@ -117,6 +126,7 @@
       button.addEventListener("click", () => act(button.dataset.action));
     }
     document.querySelector('[data-testid="btn-listen"]').addEventListener("click", () => listen(true));
+    document.querySelector('[data-testid="btn-stop-recording"]').addEventListener("click", stopRecording);
     document.querySelector('[data-testid="btn-listen-stop"]').addEventListener("click", () => listen(false));
     document.querySelector('[data-testid="btn-sign-out"]').addEventListener("click", kald.signOut);
     kald.live((next) => {

@@ -25,7 +25,7 @@
 //! | `GET /api/queues` (figures: team-leader, supervisor, administrator), `GET /api/events` | 401 | ✓ | ✓ | ✓ | ✓ | 403 | ✓ |
 //! | `GET /api/agents` | 401 | 403 | ✓ | ✓ | ✓ | 403 | ✓ |
 //! | `GET /api/calls` (no CPR), `GET /api/stats` | 401 | 403 | ✓ | 403 | ✓ | 403 | ✓ |
-//! | `GET /api/me/call` (CPR), `POST /api/me/state` | 401 | ✓ | ✓ | ✓ | 403 | 403 | 403 |
+//! | `GET /api/me/call` (CPR), `POST /api/me/state`, `POST /api/me/recording/stop` | 401 | ✓ | ✓ | ✓ | 403 | 403 | 403 |
 //! | `POST /api/agents/{login}/state` | 401 | 403 | ✓ | 403 | ✓ | 403 | 403 |
 //! | `POST`/`DELETE /api/listen` | 401 | 403 | ✓ | ✓ | 403 | 403 | 403 |
 //! | `GET /metrics` (also Basic credentials) | 401 | 403 | 403 | 403 | 403 | 403 | ✓ |
@@ -182,6 +182,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::me))
         .routes(routes!(routes::my_call))
         .routes(routes!(routes::my_state))
+        .routes(routes!(routes::stop_recording))
         .routes(routes!(routes::queues))
         .routes(routes!(routes::agents))
         .routes(routes!(routes::agent_state))

@@ -129,6 +129,12 @@ pub enum Command {
         /// The team leader or coach who listens.
         listener: String,
     },
+    /// Stop recording the agent's current call and delete what was recorded (the caller
+    /// withdrew consent, said to the agent).
+    StopRecording {
+        /// The agent on the call.
+        agent: String,
+    },
 }
 
 /// The SIP loop's answer to a [`Command`]: `Err` holds a short human message without

@@ -220,6 +220,29 @@ pub(crate) async fn my_state(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stops recording the caller's own current call and deletes what was recorded (the citizen
+/// withdrew consent by telling the agent).
+#[utoipa::path(post, path = "/api/me/recording/stop", tag = TAG,
+    responses(
+        (status = 204, description = "stopped; the part already recorded is deleted"),
+        (status = 401, description = "not logged in", body = ErrorBody),
+        (status = 403, description = "the role takes no calls", body = ErrorBody),
+        (status = 409, description = "no call is being recorded", body = ErrorBody),
+        (status = 503, description = "the phone system did not answer within 2 s", body = ErrorBody)))]
+pub(crate) async fn stop_recording(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TAKE_CALLS)?;
+    state
+        .execute(Command::StopRecording {
+            agent: caller.login.clone(),
+        })
+        .await?;
+    tracing::info!(login = %caller.login, "recording stopped by the agent");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Changes an agent's state (team leaders, supervisors), e.g. logs out one who forgot.
 #[utoipa::path(post, path = "/api/agents/{login}/state", tag = TAG, request_body = StateChange,
     params(("login" = String, Path, description = "the agent's login")),

@@ -488,6 +488,13 @@ pub fn matrix() -> Vec<Row> {
             [401, 204, 204, 204, 403, 403, 403],
         ),
         row(
+            Method::POST,
+            "/api/me/recording/stop",
+            "/api/me/recording/stop",
+            None,
+            [401, 204, 204, 204, 403, 403, 403],
+        ),
+        row(
             Method::GET,
             "/api/queues",
             "/api/queues",
