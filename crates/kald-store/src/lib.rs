@@ -1,4 +1,4 @@
-//! Storage for kald: agents and their states, queue events, and call records.
+//! Storage for kald: agents and their states, queue events, call records and recordings.
 //!
 //! One [`Store`] type serves two databases with one codebase:
 //!
@@ -24,6 +24,15 @@
 //! never written into SQL text, and never part of an error. The store holds the [`CprKeys`] it
 //! was opened with and opens sealed values when reading.
 //!
+//! # Recordings
+//!
+//! The recordings catalogue (`recordings`, `holds`, `tombstones`; see the `recordings` module
+//! and [`Store::insert_recording`] onwards) stores a recording's CPR number the same way. A
+//! recording is held while an active hold names it, its call or its citizen's CPR hash; the
+//! store never deletes a held recording ([`Store::delete_recordings`] checks in the deleting
+//! statement). Deletion leaves a [`Tombstone`] with the CPR's look-up hash, never the sealed
+//! number; [`Store::withdraw_consent`] deletes a call's recordings without tombstones.
+//!
 //! This crate does I/O (it is the only crate with a database); its methods are `async` and run
 //! on tokio.
 
@@ -44,7 +53,9 @@ use sqlx::sqlite::{
 mod rows;
 
 pub use rows::{
-    AgentRow, AgentStateRow, CallEnd, CallRecord, CallRow, QueueEventRow, StoredQueueEvent,
+    AgentRow, AgentStateRow, CallEnd, CallRecord, CallRow, HoldRow, HoldTarget, JournalState,
+    NewRecording, QueueEventRow, Recording, RecordingFile, RecordingKind, RecordingState,
+    StoredQueueEvent, SweepCursor, SweepItem, Tombstone,
 };
 
 use rows::{RawAgent, RawAgentState, RawCall, RawQueueEvent, RawSkill};
@@ -129,6 +140,40 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The recording to update or read does not exist.
+    #[error("no recording with id {id}")]
+    NoSuchRecording {
+        /// kald's random recording id.
+        id: String,
+    },
+    /// The recording is no longer being recorded (already closed or truncated).
+    #[error("recording {id} is already {state}")]
+    NotRecording {
+        /// kald's random recording id.
+        id: String,
+        /// Its state.
+        state: RecordingState,
+    },
+    /// The call's caller withdrew consent: none of its audio may be catalogued.
+    #[error("consent to record call {call} was withdrawn")]
+    ConsentWithdrawn {
+        /// kald's opaque call id.
+        call: String,
+    },
+    /// There is no hold with this id.
+    #[error("no hold with id {id}")]
+    NoSuchHold {
+        /// The hold's id.
+        id: i64,
+    },
+    /// A recording's sealed CPR number cannot be opened (altered, or its key is missing).
+    #[error("the stored CPR number of recording {recording} cannot be opened: {source}")]
+    RecordingCpr {
+        /// kald's random recording id.
+        recording: String,
+        /// Why opening failed; contains no digits.
+        source: ProtectError,
+    },
     /// A call's sealed CPR number cannot be opened (altered, or its key is missing).
     #[error("the stored CPR number of call {call} cannot be opened: {source}")]
     Cpr {
@@ -160,7 +205,11 @@ macro_rules! on_pool {
     };
 }
 
-/// The database of agents, queue events and calls; cheap to clone (a pool and shared keys).
+mod recordings;
+
+pub use recordings::DELETE_BATCH;
+
+/// The database of agents, queue events, calls and recordings; cheap to clone (a pool and shared keys).
 #[derive(Clone)]
 pub struct Store {
     /// The connection pool.
@@ -625,7 +674,7 @@ const INSERT_QUEUE_EVENT: &str = "INSERT INTO queue_events (at_us, call_id, queu
 /// The columns of a call record, in [`RawCall`]'s names.
 const SELECT_CALL: &str = "SELECT id, started_us, caller, entry_point, flow_version, consent, \
                            consent_at_us, topic, queue, cpr_sealed, ended_us, outcome, agent_id, \
-                           transferred FROM calls";
+                           transferred, consent_withdrawn_us FROM calls";
 
 /// `Ok` when an update touched the call, else [`StoreError::NoSuchCall`].
 fn found(rows_affected: u64, id: &str) -> Result<(), StoreError> {

@@ -124,9 +124,23 @@ impl TestDb {
         self.store.close().await;
         match &self.location {
             Location::Sqlite(dir) => {
+                // The last connection closes on sqlx's worker thread, after `close` returns:
+                // wait until it has folded the log into the file and removed it.
+                let wal = dir.path().join(format!("{SQLITE_FILE}-wal"));
+                for _ in 0..250 {
+                    if !wal.exists() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 let mut bytes = Vec::new();
                 for entry in std::fs::read_dir(dir.path()).unwrap() {
-                    bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+                    match std::fs::read(entry.unwrap().path()) {
+                        Ok(file) => bytes.extend(file),
+                        // The shared-memory file may go as the connection finishes closing.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => panic!("{e}"),
+                    }
                 }
                 bytes
             }
@@ -139,6 +153,9 @@ impl TestDb {
                     "agent_states",
                     "queue_events",
                     "calls",
+                    "recordings",
+                    "holds",
+                    "tombstones",
                     "_sqlx_migrations",
                 ] {
                     let rows = sqlx::query(&format!("SELECT t::text FROM {table} t"))
@@ -202,6 +219,17 @@ on_both!(
     cpr_never_stored_in_clear,
     restart_finds_everything,
     wrong_keys_cannot_read_cpr,
+    recordings_lifecycle,
+    recordings_by_cpr_and_call,
+    withdrawal_deletes_without_tombstones,
+    sweep_lists_due_recordings_with_holds,
+    sweep_pages_past_held_items,
+    holds_by_each_scope_block_deletion,
+    delete_writes_tombstones_idempotently,
+    delete_in_batches,
+    purge_tombstones_respects_holds,
+    hold_listing_and_lifting,
+    recordings_survive_restart_and_key_rotation,
 );
 
 fn anna() -> AgentRow {
@@ -393,7 +421,8 @@ async fn calls(db: &TestDb) {
         store.call("c-1").await.unwrap(),
         Some(CallRecord {
             call: bare.clone(),
-            end: None
+            end: None,
+            consent_withdrawn: None,
         })
     );
     store.set_call_consent("c-1", true, at(5)).await.unwrap();
@@ -415,7 +444,8 @@ async fn calls(db: &TestDb) {
         store.call("c-1").await.unwrap(),
         Some(CallRecord {
             call: running.clone(),
-            end: None
+            end: None,
+            consent_withdrawn: None,
         })
     );
 
@@ -433,7 +463,8 @@ async fn calls(db: &TestDb) {
         store.call("c-1").await.unwrap(),
         Some(CallRecord {
             call: running,
-            end: Some(end)
+            end: Some(end),
+            consent_withdrawn: None,
         })
     );
 
@@ -555,6 +586,75 @@ async fn cpr_never_stored_in_clear(db: &TestDb) {
             .await
             .unwrap();
     }
+    // Recordings with the CPR number (given at once and set later), holds by CPR and by its
+    // hash, tombstones of deleted recordings, a withdrawal: every new table holds rows.
+    for i in 0..50 {
+        closed_rec(
+            store,
+            &format!("r-x{i}"),
+            &format!("c-x{i}"),
+            100 + i,
+            200,
+            Some(cpr()),
+        )
+        .await;
+        store
+            .insert_recording(&new_rec(
+                &format!("m-x{i}"),
+                &format!("c-x{i}"),
+                RecordingKind::Message,
+                100 + i,
+                None,
+            ))
+            .await
+            .unwrap();
+        store
+            .set_recording_cpr(&format!("m-x{i}"), &cpr())
+            .await
+            .unwrap();
+    }
+    store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro", at(1))
+        .await
+        .unwrap();
+    let lifted = store
+        .add_hold(
+            &HoldTarget::CprHash(keys().lookup_hash(&cpr())),
+            "access request",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+    store.lift_hold(lifted, "ro", at(2)).await.unwrap();
+    store
+        .add_hold(&HoldTarget::Call("c-x1".into()), "complaint", "ro", at(1))
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..50).map(|i| format!("m-x{i}")).collect();
+    // Held by CPR: nothing goes until the hold is lifted.
+    assert_eq!(
+        store
+            .delete_recordings(&ids, "retention", at(300), at(900))
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    for hold in store.holds(true).await.unwrap() {
+        if matches!(hold.target, HoldTarget::CprHash(_)) {
+            store.lift_hold(hold.id, "ro", at(3)).await.unwrap();
+        }
+    }
+    assert_eq!(
+        store
+            .delete_recordings(&ids, "retention", at(300), at(900))
+            .await
+            .unwrap()
+            .len(),
+        49 // m-x1 is held with its call
+    );
+    store.withdraw_consent("c-x2", at(400)).await.unwrap();
+    assert_eq!(store.tombstones_by_cpr(&cpr()).await.unwrap().len(), 49);
     let hash = keys().lookup_hash(&cpr());
 
     let dump = db.dump().await;
@@ -563,6 +663,10 @@ async fn cpr_never_stored_in_clear(db: &TestDb) {
     assert!(
         contains(b"jobcenter@3"),
         "the dump does not contain the calls"
+    );
+    assert!(
+        contains(b"2026/01/r-x49.kre") && contains(b"access request") && contains(b"m-x49"),
+        "the dump does not contain the recordings, holds and tombstones"
     );
     let hash_hex = format!(
         "\\x{}",
@@ -733,4 +837,1008 @@ async fn unreachable_postgres_is_an_open_error_without_the_password() {
         "{err:?}"
     );
     assert!(!format!("{err} {err:?}").contains("hemmelig"), "{err:?}");
+}
+
+// --- recordings -------------------------------------------------------------------------
+
+fn new_rec(
+    id: &str,
+    call: &str,
+    kind: RecordingKind,
+    second: i64,
+    cpr: Option<Cpr>,
+) -> NewRecording {
+    NewRecording {
+        id: id.into(),
+        call_id: call.into(),
+        kind,
+        file: format!("2026/01/{id}.kre"),
+        key_id: 3,
+        started: at(second),
+        agent: Some("anna".into()),
+        queue: Some("sygedagpenge".into()),
+        topic: Some("sygedagpenge".into()),
+        consent: kind == RecordingKind::Call,
+        consent_at: Some(at(second - 30)),
+        flow_version: Some("jobcenter@3".into()),
+        cpr,
+    }
+}
+
+/// Inserts a recording and closes it with its deadline at `due` seconds.
+async fn closed_rec(store: &Store, id: &str, call: &str, second: i64, due: i64, cpr: Option<Cpr>) {
+    store
+        .insert_recording(&new_rec(id, call, RecordingKind::Call, second, cpr))
+        .await
+        .unwrap();
+    store
+        .close_recording(
+            id,
+            at(second + 60),
+            Duration::from_secs(60),
+            &[7; 32],
+            at(due),
+        )
+        .await
+        .unwrap();
+}
+
+fn ids_of(items: &[SweepItem]) -> Vec<&str> {
+    items.iter().map(|i| i.id.as_str()).collect()
+}
+
+async fn recordings_lifecycle(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.recording("r-1").await.unwrap(), None);
+    let new = new_rec("r-1", "c-1", RecordingKind::Call, 100, Some(cpr()));
+    let before = Timestamp::now();
+    store.insert_recording(&new).await.unwrap();
+    let open = store.recording("r-1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            open.id.as_str(),
+            open.call_id.as_str(),
+            open.kind,
+            open.file.as_str()
+        ),
+        ("r-1", "c-1", RecordingKind::Call, "2026/01/r-1.kre")
+    );
+    assert_eq!(open.key_id, 3);
+    assert_eq!(open.started, at(100));
+    assert_eq!(
+        (open.ended, open.duration, open.sha256, open.retention_until),
+        (None, None, None, None)
+    );
+    assert_eq!(open.agent.as_deref(), Some("anna"));
+    assert_eq!(open.queue.as_deref(), Some("sygedagpenge"));
+    assert_eq!(open.topic.as_deref(), Some("sygedagpenge"));
+    assert!(open.consent);
+    assert_eq!(open.consent_at, Some(at(70)));
+    assert_eq!(open.flow_version.as_deref(), Some("jobcenter@3"));
+    assert_eq!(open.cpr, Some(cpr()));
+    assert_eq!(open.state, RecordingState::Recording);
+    assert_eq!(open.journal, JournalState::None);
+    assert!(
+        open.created
+            >= before
+                .checked_sub(jiff::SignedDuration::from_secs(1))
+                .unwrap()
+    );
+
+    // Closing sets the end, duration (to the millisecond), checksum and deadline.
+    let sha: [u8; 32] = std::array::from_fn(|i| (i * 7) as u8);
+    store
+        .close_recording(
+            "r-1",
+            at(400),
+            Duration::from_millis(300_123),
+            &sha,
+            at(9_000),
+        )
+        .await
+        .unwrap();
+    let closed = store.recording("r-1").await.unwrap().unwrap();
+    assert_eq!(closed.ended, Some(at(400)));
+    assert_eq!(closed.duration, Some(Duration::from_millis(300_123)));
+    assert_eq!(closed.sha256, Some(sha));
+    assert_eq!(closed.retention_until, Some(at(9_000)));
+    assert_eq!(closed.state, RecordingState::Closed);
+    assert_eq!(closed.created, open.created);
+
+    // A second close or a truncation of a closed recording is refused; unknown ids too.
+    for err in [
+        store
+            .close_recording("r-1", at(500), Duration::ZERO, &sha, at(9_999))
+            .await
+            .unwrap_err(),
+        store
+            .mark_truncated("r-1", at(500), Duration::ZERO, at(9_999))
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, StoreError::NotRecording { id, state: RecordingState::Closed } if id == "r-1"),
+            "{err:?}"
+        );
+    }
+    assert_eq!(store.recording("r-1").await.unwrap().unwrap(), closed);
+    for err in [
+        store
+            .close_recording("r-9", at(500), Duration::ZERO, &sha, at(9_999))
+            .await
+            .unwrap_err(),
+        store
+            .mark_truncated("r-9", at(500), Duration::ZERO, at(9_999))
+            .await
+            .unwrap_err(),
+        store.set_recording_cpr("r-9", &cpr()).await.unwrap_err(),
+        store
+            .set_journal_state("r-9", JournalState::Linked)
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, StoreError::NoSuchRecording { id } if id == "r-9"),
+            "{err:?}"
+        );
+    }
+
+    // Crash repair: a recording left open is marked truncated, without checksum.
+    store
+        .insert_recording(&new_rec("r-2", "c-2", RecordingKind::Message, 200, None))
+        .await
+        .unwrap();
+    store
+        .mark_truncated("r-2", at(230), Duration::from_millis(29_980), at(8_000))
+        .await
+        .unwrap();
+    let truncated = store.recording("r-2").await.unwrap().unwrap();
+    assert_eq!(truncated.state, RecordingState::Truncated);
+    assert_eq!(truncated.kind, RecordingKind::Message);
+    assert!(!truncated.consent);
+    assert_eq!(truncated.cpr, None);
+    assert_eq!(truncated.ended, Some(at(230)));
+    assert_eq!(truncated.duration, Some(Duration::from_millis(29_980)));
+    assert_eq!(truncated.sha256, None);
+    assert_eq!(truncated.retention_until, Some(at(8_000)));
+
+    // A journal link (issue 9) is stored.
+    store
+        .set_journal_state("r-2", JournalState::Linked)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recording("r-2").await.unwrap().unwrap().journal,
+        JournalState::Linked
+    );
+
+    // Start-up reconciliation sees every row's file and state.
+    store
+        .insert_recording(&new_rec("r-0", "c-3", RecordingKind::Call, 300, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.all_recordings().await.unwrap(),
+        [
+            RecordingFile {
+                id: "r-0".into(),
+                file: "2026/01/r-0.kre".into(),
+                state: RecordingState::Recording
+            },
+            RecordingFile {
+                id: "r-1".into(),
+                file: "2026/01/r-1.kre".into(),
+                state: RecordingState::Closed
+            },
+            RecordingFile {
+                id: "r-2".into(),
+                file: "2026/01/r-2.kre".into(),
+                state: RecordingState::Truncated
+            },
+        ]
+    );
+
+    // Duplicate ids and call recordings without consent are refused, without the CPR.
+    let dup = store.insert_recording(&new).await.unwrap_err();
+    let no_consent = store
+        .insert_recording(&NewRecording {
+            consent: false,
+            ..new_rec("r-3", "c-3", RecordingKind::Call, 300, Some(cpr()))
+        })
+        .await
+        .unwrap_err();
+    for err in [&dup, &no_consent] {
+        assert!(
+            matches!(
+                err,
+                StoreError::Query {
+                    action: "insert a recording",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = format!("{err} {err:?} {new:?}");
+        assert!(!text.contains(CPR) && !text.contains(CPR_DASHED), "{text}");
+    }
+    assert_eq!(store.recording("r-3").await.unwrap(), None);
+}
+
+async fn recordings_by_cpr_and_call(db: &TestDb) {
+    let store = &db.store;
+    let other = Cpr::parse(OTHER_CPR).unwrap();
+    closed_rec(store, "r-3", "c-2", 300, 1_000, Some(cpr())).await;
+    closed_rec(store, "r-1", "c-1", 100, 1_000, Some(cpr())).await;
+    closed_rec(store, "r-2", "c-1", 200, 1_000, Some(other.clone())).await;
+    store
+        .insert_recording(&new_rec("r-4", "c-1", RecordingKind::Message, 150, None))
+        .await
+        .unwrap();
+    // The CPR number verified later is found too.
+    store.set_recording_cpr("r-4", &cpr()).await.unwrap();
+
+    let ids = |recs: Vec<Recording>| -> Vec<String> { recs.into_iter().map(|r| r.id).collect() };
+    assert_eq!(
+        ids(store.recordings_by_cpr(&cpr()).await.unwrap()),
+        ["r-1", "r-4", "r-3"]
+    );
+    assert_eq!(ids(store.recordings_by_cpr(&other).await.unwrap()), ["r-2"]);
+    let nobody = Cpr::parse("3112999999").unwrap();
+    assert_eq!(store.recordings_by_cpr(&nobody).await.unwrap(), []);
+    assert!(store
+        .recordings_by_cpr(&cpr())
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.cpr.as_ref() == Some(&cpr())));
+    assert_eq!(
+        ids(store.recordings_of_call("c-1").await.unwrap()),
+        ["r-1", "r-4", "r-2"]
+    );
+    assert_eq!(store.recordings_of_call("c-9").await.unwrap(), []);
+    // Correcting the CPR number moves the recording to the right citizen.
+    store.set_recording_cpr("r-2", &cpr()).await.unwrap();
+    assert_eq!(store.recordings_by_cpr(&other).await.unwrap(), []);
+    assert_eq!(store.recordings_by_cpr(&cpr()).await.unwrap().len(), 4);
+}
+
+async fn withdrawal_deletes_without_tombstones(db: &TestDb) {
+    let store = &db.store;
+    store
+        .insert_call(&call_row("c-1", 0, Some(cpr())))
+        .await
+        .unwrap();
+    store.insert_call(&call_row("c-2", 0, None)).await.unwrap();
+    // The call was recorded in two parts (e.g. around a consult), and left a message.
+    store
+        .insert_recording(&new_rec("r-1", "c-1", RecordingKind::Call, 10, Some(cpr())))
+        .await
+        .unwrap();
+    closed_rec(store, "r-2", "c-1", 20, 9_000, Some(cpr())).await;
+    store
+        .insert_recording(&new_rec("m-1", "c-1", RecordingKind::Message, 30, None))
+        .await
+        .unwrap();
+    closed_rec(store, "r-3", "c-2", 20, 9_000, None).await;
+    // A hold does not stop a withdrawal.
+    store
+        .add_hold(&HoldTarget::Call("c-1".into()), "complaint", "ro", at(25))
+        .await
+        .unwrap();
+
+    let mut files = store.withdraw_consent("c-1", at(40)).await.unwrap();
+    files.sort();
+    assert_eq!(files, ["2026/01/r-1.kre", "2026/01/r-2.kre"]);
+    let left: Vec<String> = store
+        .all_recordings()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["m-1", "r-3"]);
+    assert_eq!(store.tombstone("r-1").await.unwrap(), None);
+    assert_eq!(store.tombstone("r-2").await.unwrap(), None);
+    assert_eq!(store.tombstones_by_cpr(&cpr()).await.unwrap(), []);
+
+    // The call keeps its consent answer and the time of withdrawal.
+    let call = store.call("c-1").await.unwrap().unwrap();
+    assert_eq!(call.call.consent, Some(true));
+    assert_eq!(call.call.consent_at, Some(at(5)));
+    assert_eq!(call.consent_withdrawn, Some(at(40)));
+    assert_eq!(
+        store.call("c-2").await.unwrap().unwrap().consent_withdrawn,
+        None
+    );
+
+    // Withdrawing again keeps the first time and finds nothing more to delete.
+    assert_eq!(
+        store.withdraw_consent("c-1", at(50)).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        store.call("c-1").await.unwrap().unwrap().consent_withdrawn,
+        Some(at(40))
+    );
+    // No call audio can be catalogued for the call any more; a message still can.
+    let err = store
+        .insert_recording(&new_rec("r-4", "c-1", RecordingKind::Call, 60, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ConsentWithdrawn { call } if call == "c-1"),
+        "{err:?}"
+    );
+    store
+        .insert_recording(&new_rec("m-2", "c-1", RecordingKind::Message, 70, None))
+        .await
+        .unwrap();
+
+    // An unknown call is an error and deletes nothing.
+    closed_rec(store, "r-5", "c-9", 20, 9_000, None).await;
+    let err = store.withdraw_consent("c-9", at(60)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchCall { id } if id == "c-9"),
+        "{err:?}"
+    );
+    assert!(store.recording("r-5").await.unwrap().is_some());
+}
+
+async fn sweep_lists_due_recordings_with_holds(db: &TestDb) {
+    let store = &db.store;
+    closed_rec(store, "r-b", "c-1", 0, 1_000, Some(cpr())).await;
+    closed_rec(store, "r-a", "c-2", 0, 1_000, None).await;
+    closed_rec(store, "r-c", "c-3", 0, 900, None).await;
+    closed_rec(store, "r-d", "c-4", 0, 1_001, None).await; // not yet due
+    store
+        .insert_recording(&new_rec("r-e", "c-5", RecordingKind::Call, 0, None))
+        .await
+        .unwrap(); // still recording: no deadline
+    store
+        .set_journal_state("r-a", JournalState::Linked)
+        .await
+        .unwrap();
+
+    let due = store.sweep_candidates(at(1_000), None, 100).await.unwrap();
+    assert_eq!(ids_of(&due), ["r-c", "r-a", "r-b"]);
+    assert_eq!(
+        due[0],
+        SweepItem {
+            id: "r-c".into(),
+            call_id: "c-3".into(),
+            kind: RecordingKind::Call,
+            file: "2026/01/r-c.kre".into(),
+            ended: at(60),
+            retention_until: at(900),
+            holds: 0,
+            held: false,
+            journal: JournalState::None,
+        }
+    );
+    assert_eq!(due[1].journal, JournalState::Linked);
+    assert!(due.iter().all(|i| !i.held));
+    assert_eq!(
+        store.sweep_candidates(at(899), None, 100).await.unwrap(),
+        []
+    );
+
+    // Holds by each scope, and two at once, are counted.
+    store
+        .add_hold(
+            &HoldTarget::Recording("r-c".into()),
+            "complaint",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+    store
+        .add_hold(
+            &HoldTarget::Call("c-2".into()),
+            "access request",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+    store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro", at(1))
+        .await
+        .unwrap();
+    store
+        .add_hold(
+            &HoldTarget::CprHash(keys().lookup_hash(&cpr())),
+            "second request",
+            "ro",
+            at(2),
+        )
+        .await
+        .unwrap();
+    let due = store.sweep_candidates(at(2_000), None, 100).await.unwrap();
+    let flags: Vec<_> = due
+        .iter()
+        .map(|i| (i.id.as_str(), i.holds, i.held))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("r-c", 1, true),
+            ("r-a", 1, true),
+            ("r-b", 2, true),
+            ("r-d", 0, false)
+        ]
+    );
+}
+
+async fn sweep_pages_past_held_items(db: &TestDb) {
+    let store = &db.store;
+    // 25 due recordings, every third held; pages of 4 walk all of them exactly once.
+    let mut expected = Vec::new();
+    for i in 0..25 {
+        let id = format!("r-{i:02}");
+        closed_rec(store, &id, &format!("c-{i}"), 0, 100 + i / 2, None).await;
+        if i % 3 == 0 {
+            store
+                .add_hold(&HoldTarget::Recording(id.clone()), "test", "ro", at(1))
+                .await
+                .unwrap();
+        }
+        expected.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .sweep_candidates(at(1_000), cursor.as_ref(), 4)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.cursor());
+        pages += 1;
+        // The sweeper deletes the unheld ones as it goes.
+        let unheld: Vec<&str> = page
+            .iter()
+            .filter(|i| !i.held)
+            .map(|i| i.id.as_str())
+            .collect();
+        store
+            .delete_recordings(&unheld, "retention", at(1_000), at(5_000))
+            .await
+            .unwrap();
+        seen.extend(page.into_iter().map(|i| i.id));
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 7);
+    let left = store.sweep_candidates(at(1_000), None, 100).await.unwrap();
+    assert_eq!(left.len(), 9);
+    assert!(left.iter().all(|i| i.held));
+}
+
+async fn holds_by_each_scope_block_deletion(db: &TestDb) {
+    let store = &db.store;
+    closed_rec(store, "r-1", "c-1", 0, 100, None).await;
+    closed_rec(store, "r-2", "c-2", 0, 100, None).await;
+    closed_rec(store, "r-3", "c-3", 0, 100, Some(cpr())).await;
+    closed_rec(
+        store,
+        "r-4",
+        "c-4",
+        0,
+        100,
+        Some(Cpr::parse(OTHER_CPR).unwrap()),
+    )
+    .await;
+    let by_rec = store
+        .add_hold(
+            &HoldTarget::Recording("r-1".into()),
+            "complaint",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let by_call = store
+        .add_hold(&HoldTarget::Call("c-2".into()), "complaint", "ro", at(1))
+        .await
+        .unwrap();
+    let by_cpr = store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro", at(1))
+        .await
+        .unwrap();
+    // A lifted hold holds nothing.
+    let lifted = store
+        .add_hold(&HoldTarget::Recording("r-4".into()), "mistake", "ro", at(1))
+        .await
+        .unwrap();
+    assert!(store.lift_hold(lifted, "ro", at(2)).await.unwrap());
+
+    let ids = ["r-1", "r-2", "r-3", "r-4"];
+    // Even asked to, the store does not delete held recordings.
+    for id in &ids[..3] {
+        assert_eq!(
+            store
+                .delete_recording(id, "retention", at(200), at(900))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let files = store
+        .delete_recordings(&ids, "retention", at(200), at(900))
+        .await
+        .unwrap();
+    assert_eq!(files, ["2026/01/r-4.kre"]);
+    let due = store.sweep_candidates(at(200), None, 10).await.unwrap();
+    assert_eq!(ids_of(&due), ["r-1", "r-2", "r-3"]);
+    assert!(due.iter().all(|i| i.held));
+
+    // Lifting releases: each goes at the next sweep.
+    for (hold, id) in [(by_rec, "r-1"), (by_call, "r-2"), (by_cpr, "r-3")] {
+        assert!(store.lift_hold(hold, "ro", at(300)).await.unwrap());
+        let due = store.sweep_candidates(at(300), None, 10).await.unwrap();
+        let item = due.iter().find(|i| i.id == id).unwrap();
+        assert!(!item.held && item.holds == 0, "{item:?}");
+        assert_eq!(
+            store
+                .delete_recording(id, "retention", at(300), at(900))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(format!("2026/01/{id}.kre").as_str())
+        );
+    }
+    assert_eq!(store.sweep_candidates(at(300), None, 10).await.unwrap(), []);
+    assert_eq!(store.all_recordings().await.unwrap(), []);
+}
+
+async fn delete_writes_tombstones_idempotently(db: &TestDb) {
+    let store = &db.store;
+    closed_rec(store, "r-1", "c-1", 10, 100, Some(cpr())).await;
+    store
+        .insert_recording(&new_rec("m-1", "c-2", RecordingKind::Message, 20, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_recording("r-1", "retention", at(200), at(5_000))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2026/01/r-1.kre")
+    );
+    assert_eq!(store.recording("r-1").await.unwrap(), None);
+    let tomb = Tombstone {
+        recording_id: "r-1".into(),
+        call_id: "c-1".into(),
+        kind: RecordingKind::Call,
+        started: at(10),
+        ended: Some(at(70)),
+        deleted: at(200),
+        reason: "retention".into(),
+        cpr_hash: Some(keys().lookup_hash(&cpr())),
+        purge_after: at(5_000),
+    };
+    assert_eq!(store.tombstone("r-1").await.unwrap(), Some(tomb.clone()));
+    assert_eq!(
+        store.tombstones_by_cpr(&cpr()).await.unwrap(),
+        std::slice::from_ref(&tomb)
+    );
+    assert_eq!(
+        store
+            .tombstones_by_cpr(&Cpr::parse(OTHER_CPR).unwrap())
+            .await
+            .unwrap(),
+        []
+    );
+
+    // Again: nothing to delete, and the tombstone is unchanged.
+    assert_eq!(
+        store
+            .delete_recording("r-1", "erased", at(300), at(9_000))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.tombstone("r-1").await.unwrap(), Some(tomb));
+    assert_eq!(
+        store
+            .delete_recording("nope", "retention", at(300), at(9_000))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An erased open message: its tombstone has no end and no CPR hash.
+    assert_eq!(
+        store
+            .delete_recording("m-1", "erased", at(400), at(6_000))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2026/01/m-1.kre")
+    );
+    let m = store.tombstone("m-1").await.unwrap().unwrap();
+    assert_eq!(
+        (m.kind, m.ended, m.cpr_hash, m.reason.as_str()),
+        (RecordingKind::Message, None, None, "erased")
+    );
+
+    // The tombstone keeps no sealed CPR number and no file.
+    if let Location::Sqlite(_) = db.location {
+        let Pool::Sqlite(pool) = &store.pool else {
+            panic!("not SQLite")
+        };
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('tombstones')")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert!(
+            !columns.iter().any(|c| c.contains("sealed") || c == "file"),
+            "{columns:?}"
+        );
+    }
+}
+
+async fn delete_in_batches(db: &TestDb) {
+    let store = &db.store;
+    // More than two batches, one held recording in the middle and one unknown id.
+    let n = 2 * DELETE_BATCH + 7;
+    let mut ids: Vec<String> = Vec::new();
+    for i in 0..n {
+        let id = format!("r-{i:05}");
+        let cpr = (i % 2 == 0).then(cpr);
+        closed_rec(store, &id, &format!("c-{i}"), 0, 100, cpr).await;
+        ids.push(id);
+    }
+    store
+        .add_hold(
+            &HoldTarget::Recording("r-00600".into()),
+            "test",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+    ids.push("r-missing".into());
+    let mut files = store
+        .delete_recordings(&ids, "retention", at(200), at(900))
+        .await
+        .unwrap();
+    files.sort();
+    assert_eq!(files.len(), n - 1);
+    assert!(!files.contains(&"2026/01/r-00600.kre".to_owned()));
+    assert_eq!(files[0], "2026/01/r-00000.kre");
+    let left = store.all_recordings().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "r-00600");
+    let tombs = store.tombstones_by_cpr(&cpr()).await.unwrap();
+    assert_eq!(tombs.len(), n.div_ceil(2) - 1);
+    assert!(store.tombstone(&ids[n - 1]).await.unwrap().is_some());
+    assert!(store.tombstone("r-00600").await.unwrap().is_none());
+    // Once every tombstone is due and nothing holds them, all go.
+    assert_eq!(
+        store.purge_tombstones(at(900)).await.unwrap(),
+        (n - 1) as u64
+    );
+}
+
+async fn purge_tombstones_respects_holds(db: &TestDb) {
+    let store = &db.store;
+    closed_rec(store, "r-1", "c-1", 0, 100, Some(cpr())).await;
+    closed_rec(store, "r-2", "c-2", 0, 100, None).await;
+    closed_rec(store, "r-3", "c-3", 0, 100, None).await;
+    closed_rec(store, "r-4", "c-4", 0, 100, None).await;
+    closed_rec(store, "r-5", "c-5", 0, 100, None).await;
+    store
+        .delete_recordings(
+            &["r-1", "r-2", "r-3", "r-4"],
+            "retention",
+            at(200),
+            at(1_000),
+        )
+        .await
+        .unwrap();
+    store
+        .delete_recording("r-5", "retention", at(200), at(2_000))
+        .await
+        .unwrap();
+    // An access request holds the tombstones it finds: by CPR, by call, by recording id.
+    let h1 = store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro", at(300))
+        .await
+        .unwrap();
+    let h2 = store
+        .add_hold(&HoldTarget::Call("c-2".into()), "complaint", "ro", at(300))
+        .await
+        .unwrap();
+    let h3 = store
+        .add_hold(
+            &HoldTarget::Recording("r-3".into()),
+            "complaint",
+            "ro",
+            at(300),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_tombstones(at(999)).await.unwrap(), 0);
+    assert_eq!(store.purge_tombstones(at(1_000)).await.unwrap(), 1); // r-4
+    assert_eq!(store.tombstone("r-4").await.unwrap(), None);
+    for id in ["r-1", "r-2", "r-3", "r-5"] {
+        assert!(store.tombstone(id).await.unwrap().is_some(), "{id}");
+    }
+    for hold in [h1, h2, h3] {
+        store.lift_hold(hold, "ro", at(1_100)).await.unwrap();
+    }
+    assert_eq!(store.purge_tombstones(at(1_100)).await.unwrap(), 3);
+    assert_eq!(store.tombstones_by_cpr(&cpr()).await.unwrap(), []);
+    assert!(store.tombstone("r-5").await.unwrap().is_some());
+    assert_eq!(store.purge_tombstones(at(2_000)).await.unwrap(), 1);
+    assert_eq!(store.purge_tombstones(at(9_000)).await.unwrap(), 0);
+}
+
+async fn hold_listing_and_lifting(db: &TestDb) {
+    let store = &db.store;
+    assert_eq!(store.holds(false).await.unwrap(), []);
+    let h1 = store
+        .add_hold(
+            &HoldTarget::Recording("r-1".into()),
+            "complaint",
+            "ro1",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let h2 = store
+        .add_hold(
+            &HoldTarget::Call("c-1".into()),
+            "access request",
+            "ro2",
+            at(2),
+        )
+        .await
+        .unwrap();
+    let h3 = store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro1", at(3))
+        .await
+        .unwrap();
+    assert!(h1 < h2 && h2 < h3);
+    assert!(store.lift_hold(h2, "ro3", at(10)).await.unwrap());
+    // Lifting again keeps the first lift.
+    assert!(!store.lift_hold(h2, "ro4", at(11)).await.unwrap());
+    let err = store.lift_hold(h3 + 100, "ro", at(12)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoSuchHold { id } if id == h3 + 100),
+        "{err:?}"
+    );
+
+    let hold = |id, target, reason: &str, by: &str, second, lifted: Option<(i64, &str)>| HoldRow {
+        id,
+        target,
+        reason: reason.into(),
+        created_by: by.into(),
+        created: at(second),
+        lifted: lifted.map(|(s, _)| at(s)),
+        lifted_by: lifted.map(|(_, by)| by.into()),
+    };
+    let all = [
+        hold(
+            h1,
+            HoldTarget::Recording("r-1".into()),
+            "complaint",
+            "ro1",
+            1,
+            None,
+        ),
+        hold(
+            h2,
+            HoldTarget::Call("c-1".into()),
+            "access request",
+            "ro2",
+            2,
+            Some((10, "ro3")),
+        ),
+        // A CPR number is kept only as its keyed hash.
+        hold(
+            h3,
+            HoldTarget::CprHash(keys().lookup_hash(&cpr())),
+            "access request",
+            "ro1",
+            3,
+            None,
+        ),
+    ];
+    assert_eq!(store.holds(false).await.unwrap(), all);
+    assert_eq!(
+        store.holds(true).await.unwrap(),
+        [all[0].clone(), all[2].clone()]
+    );
+    let text = format!("{:?}", store.holds(false).await.unwrap());
+    assert!(!text.contains(CPR), "{text}");
+}
+
+async fn recordings_survive_restart_and_key_rotation(db: &TestDb) {
+    let store = &db.store;
+    closed_rec(store, "r-1", "c-1", 0, 100, Some(cpr())).await;
+    let hold = store
+        .add_hold(&HoldTarget::Cpr(cpr()), "access request", "ro", at(1))
+        .await
+        .unwrap();
+    closed_rec(store, "r-2", "c-2", 0, 100, Some(cpr())).await;
+    store
+        .delete_recording("r-2", "erased", at(50), at(900))
+        .await
+        .unwrap(); // held: stays
+    store.lift_hold(hold, "ro", at(60)).await.unwrap();
+    store
+        .delete_recording("r-2", "erased", at(70), at(900))
+        .await
+        .unwrap();
+    let before = store.recording("r-1").await.unwrap().unwrap();
+    store.close().await;
+
+    let mut rotated = keys();
+    rotated.rotate().unwrap();
+    let store = db.reopen(rotated).await;
+    assert_eq!(store.recording("r-1").await.unwrap(), Some(before.clone()));
+    assert_eq!(store.recordings_by_cpr(&cpr()).await.unwrap(), [before]);
+    assert_eq!(store.tombstones_by_cpr(&cpr()).await.unwrap().len(), 1);
+    assert_eq!(store.holds(true).await.unwrap(), []);
+    // New rows sealed with the new key sit beside the old.
+    store
+        .insert_recording(&new_rec("r-3", "c-3", RecordingKind::Call, 5, Some(cpr())))
+        .await
+        .unwrap();
+    assert_eq!(store.recordings_by_cpr(&cpr()).await.unwrap().len(), 2);
+    store.close().await;
+}
+
+/// A database made by the first migration only, with a call in it, is brought up to date.
+#[tokio::test]
+async fn sqlite_database_of_version_1_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SQLITE_FILE);
+    {
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        let v1 = Migrator {
+            migrations: SQLITE_MIGRATIONS.migrations[..1].to_vec().into(),
+            ..Migrator::DEFAULT
+        };
+        v1.run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO calls (id, started_us, entry_point, consent) VALUES ('c-1', 1, 'x', TRUE)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Store::open_data_dir(dir.path(), keys()).await.unwrap();
+    let call = store.call("c-1").await.unwrap().unwrap();
+    assert_eq!(call.consent_withdrawn, None);
+    store.withdraw_consent("c-1", at(9)).await.unwrap();
+    assert_eq!(
+        store.call("c-1").await.unwrap().unwrap().consent_withdrawn,
+        Some(at(9))
+    );
+    store.close().await;
+}
+
+/// How long the SQLite store takes to sweep 100,000 due recordings (run with `--ignored
+/// --nocapture`; the figure goes to stderr).
+#[tokio::test]
+#[ignore = "benchmark: 100,000 deletions on SQLite"]
+async fn sqlite_deletes_100k_recordings() {
+    const N: usize = 100_000;
+    let db = TestDb::sqlite().await;
+    let store = &db.store;
+    let Pool::Sqlite(pool) = &store.pool else {
+        panic!("not SQLite")
+    };
+    let sealed = keys().seal(&cpr());
+    let hash = keys().lookup_hash(&cpr()).to_vec();
+    let started = std::time::Instant::now();
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..N {
+        // Every tenth recording has a CPR number, as calls about one citizen cluster.
+        let (sealed, hash) = if i % 10 == 0 {
+            (Some(&sealed), Some(&hash))
+        } else {
+            (None, None)
+        };
+        sqlx::query(
+            "INSERT INTO recordings (id, call_id, kind, file, key_id, started_us, ended_us, \
+             duration_ms, consent, cpr_sealed, cpr_hash, retention_until_us, sha256, state, \
+             created_us) VALUES ($1, $2, 'call', $3, 1, $4, $4, 60000, TRUE, $5, $6, $7, $8, \
+             'closed', $4)",
+        )
+        .bind(format!("{i:032x}"))
+        .bind(format!("c-{i}"))
+        .bind(format!("2026/01/{i:032x}.kre"))
+        .bind(micros(at(0)))
+        .bind(sealed)
+        .bind(hash)
+        .bind(micros(at(i as i64 % 1000)))
+        .bind(rows::hex(&[9; 32]))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let filled = started.elapsed();
+    // Some holds, as a records office would have.
+    for i in 0..50 {
+        store
+            .add_hold(
+                &HoldTarget::Call(format!("c-{}", i * 997)),
+                "test",
+                "ro",
+                at(1),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .add_hold(
+            &HoldTarget::CprHash(keys().lookup_hash(&Cpr::parse(OTHER_CPR).unwrap())),
+            "t",
+            "ro",
+            at(1),
+        )
+        .await
+        .unwrap();
+
+    // The sweeper's loop: a page of candidates, delete the unheld, next page.
+    let sweep = std::time::Instant::now();
+    let mut cursor = None;
+    let mut deleted = 0;
+    let mut listed = 0;
+    let mut list_time = Duration::ZERO;
+    loop {
+        let t = std::time::Instant::now();
+        let page = store
+            .sweep_candidates(at(10_000), cursor.as_ref(), 1_000)
+            .await
+            .unwrap();
+        list_time += t.elapsed();
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.cursor());
+        listed += page.len();
+        let ids: Vec<&str> = page
+            .iter()
+            .filter(|i| !i.held)
+            .map(|i| i.id.as_str())
+            .collect();
+        deleted += store
+            .delete_recordings(&ids, "retention", at(10_000), at(20_000))
+            .await
+            .unwrap()
+            .len();
+    }
+    let swept = sweep.elapsed();
+
+    assert_eq!(listed, N);
+    assert_eq!(deleted, N - 50);
+    let purge = std::time::Instant::now();
+    let purged = store.purge_tombstones(at(20_000)).await.unwrap();
+    let purge = purge.elapsed();
+    assert_eq!(purged, (N - 50) as u64);
+    let _ = writeln!(
+        std::io::stderr(),
+        "SQLite, {N} recordings: filled in {filled:.2?}; swept (listed {listed} in pages of \
+         1,000, deleted {deleted} with tombstones in batches of {DELETE_BATCH}) in {swept:.2?} \
+         ({:.1} µs per recording; listing {list_time:.2?}); purged {purged} tombstones in \
+         {purge:.2?}",
+        swept.as_secs_f64() * 1e6 / N as f64
+    );
+    db.cleanup().await;
 }
