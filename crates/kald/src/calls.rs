@@ -120,6 +120,10 @@ pub(crate) struct CallCtx {
     pub(crate) answered_wait: Option<Duration>,
     /// The agent's side hung up first.
     pub(crate) ended_by_agent: bool,
+    /// When the caller withdrew their recording consent during the call.
+    pub(crate) consent_withdrawn: Option<jiff::Timestamp>,
+    /// The withdrawal confirmation is playing (the bridge resumes after it).
+    pub(crate) confirming_withdrawal: bool,
 }
 
 /// A new incoming call, as the endpoint reported it.
@@ -158,6 +162,11 @@ pub(crate) struct Calls {
     pub(crate) records: Records,
     /// Where calls out go (the carrier's SBC), if a trunk names one.
     pub(crate) outbound: Option<SocketAddr>,
+    /// Consented recordings.
+    pub(crate) recordings: crate::recording::Recordings,
+    /// Recordings closed, and stopped by an error, since start (for /metrics).
+    pub(crate) recordings_written: u64,
+    pub(crate) recording_failures: u64,
     /// Numbers agents may transfer to.
     pub(crate) transfer_allowlist: Vec<String>,
 }
@@ -172,6 +181,7 @@ pub(crate) struct CallSettings {
     pub(crate) listen_needs_consent: bool,
     pub(crate) outbound: Option<SocketAddr>,
     pub(crate) transfer_allowlist: Vec<String>,
+    pub(crate) recordings: crate::recording::Recordings,
 }
 
 impl Calls {
@@ -204,6 +214,9 @@ impl Calls {
             records,
             outbound: settings.outbound,
             transfer_allowlist: settings.transfer_allowlist,
+            recordings: settings.recordings,
+            recordings_written: 0,
+            recording_failures: 0,
         }
     }
 
@@ -404,6 +417,10 @@ impl Calls {
                 let Some(ctx) = self.calls.get_mut(&call) else {
                     return;
                 };
+                if ctx.confirming_withdrawal {
+                    self.withdrawal_confirmed(call);
+                    return;
+                }
                 if let Some(q) = ctx.queued.as_mut().filter(|q| q.announcing) {
                     q.announcing = false;
                     self.hold_music(call);
@@ -498,6 +515,8 @@ impl Calls {
             sip_local: local,
             answered_wait: None,
             ended_by_agent: false,
+            consent_withdrawn: None,
+            confirming_withdrawal: false,
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
@@ -517,6 +536,12 @@ impl Calls {
             }
             None => (sdp::offer(&ctx.local, Direction::SendRecv), true),
         };
+        self.records.send(crate::records::StoreOp::CallStarted {
+            id: call,
+            started: ctx.started,
+            caller: ctx.caller.clone(),
+            entry_point: ctx.entry_point.clone(),
+        });
         self.calls.insert(call, ctx);
         self.legs.insert(leg, call);
         if self.ring.is_zero() {
@@ -691,6 +716,13 @@ impl Calls {
         let Some(ctx) = self.calls.get_mut(&call) else {
             return;
         };
+        if ctx.agent.is_some() {
+            // Talking to an agent: only the withdrawal key means something.
+            if d.as_char() == self.recordings.policy.keys.withdraw {
+                self.withdraw_consent(now, endpoint, call, "citizen");
+            }
+            return;
+        }
         if !matches!(ctx.phase, Phase::InFlow) {
             return;
         }

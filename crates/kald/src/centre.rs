@@ -792,6 +792,7 @@ impl Calls {
         self.centre.talking.insert(agent.to_owned(), leg);
         tracing::info!(call = %citizen, %agent, "citizen connected to agent");
         self.flow_connected(now, endpoint, citizen);
+        self.maybe_record(citizen, leg, agent);
     }
 
     /// A transfer moved the citizen from `old_leg` to `new_leg` (agent `agent`).
@@ -814,6 +815,8 @@ impl Calls {
                     .get(&citizen)
                     .and_then(|c| c.agent.clone().map(|a| a.1))
             });
+        // A call transferred onward is no longer recorded (issue 8).
+        self.stop_recording(citizen, false);
         self.unpeer(citizen);
         if let Some(a) = &old_agent {
             self.centre.talking.remove(a);
@@ -898,6 +901,10 @@ impl Calls {
         reason: EndReason,
     ) {
         if let Some(o) = self.centre.out_legs.remove(&call) {
+            // A recording of this leg's bridge stops before its stream goes.
+            if let Some(citizen) = self.centre.peers.get(&call).copied() {
+                self.stop_recording(citizen, false);
+            }
             self.centre.legs.remove(&o.media.leg);
             self.close_media(&o.media);
             self.stop_listeners_of(now, endpoint, &o.agent, call);
@@ -1026,6 +1033,19 @@ impl Calls {
     }
 
     /// A citizen's call ended (called from the citizen's own end handling).
+    /// Bridge a citizen and an agent's leg again (after a withdrawal confirmation).
+    pub(crate) fn rebridge(&mut self, citizen: CallId, agent_leg: CallId) {
+        if self.centre.peers.get(&citizen) == Some(&agent_leg) {
+            if let (Some(a), Some(b)) = (self.leg_of(citizen), self.leg_of(agent_leg)) {
+                self.media.send(Command::Bridge {
+                    a,
+                    b,
+                    hold_music: None,
+                });
+            }
+        }
+    }
+
     pub(crate) fn citizen_gone(
         &mut self,
         now: Instant,
@@ -1033,6 +1053,7 @@ impl Calls {
         call: CallId,
         queued: bool,
     ) {
+        self.stop_recording(call, false);
         if let Some(peer) = self.unpeer(call) {
             let agent = self.centre.out_legs.get(&peer).map(|o| o.agent.clone());
             if let Some(o) = self.centre.out_legs.get_mut(&peer) {
@@ -1162,6 +1183,22 @@ impl Calls {
                 }),
                 self,
             ),
+            "*24" => {
+                let citizen = self
+                    .centre
+                    .talking
+                    .get(agent)
+                    .and_then(|l| self.centre.peers.get(l))
+                    .copied()
+                    .filter(|c| self.calls.contains_key(c));
+                match citizen {
+                    Some(c) => {
+                        self.withdraw_consent(now, endpoint, c, "agent");
+                        (AgentCallKind::Feature, Some("recording-stopped".to_owned()))
+                    }
+                    None => (AgentCallKind::Feature, Some("agent-not-found".to_owned())),
+                }
+            }
             d if d.starts_with("*30") => {
                 let ext = &d[3..];
                 match self.listen_target(agent, ext) {

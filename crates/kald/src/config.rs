@@ -36,6 +36,10 @@ pub(crate) struct Config {
     pub(crate) keys_dir: PathBuf,
     /// The contact centre: queues, agents and the registrar their phones use.
     pub(crate) centre: Centre,
+    /// The recordings policy file (retention, roles, keys).
+    pub(crate) policy: PathBuf,
+    /// Whether consented calls are recorded at all.
+    pub(crate) record: bool,
 }
 
 /// Queues, agents and the registrar, from the `[[queue]]`, `[[agent]]` and `[registrar]`
@@ -162,6 +166,8 @@ pub(crate) struct FileConfig {
     pub(crate) keys_dir: Option<PathBuf>,
     #[serde(default)]
     pub(crate) transfer_allowlist: Vec<String>,
+    pub(crate) policy: Option<PathBuf>,
+    pub(crate) record: Option<bool>,
     #[serde(default, rename = "trunk")]
     pub(crate) trunks: Vec<FileTrunk>,
     #[serde(default, rename = "queue")]
@@ -240,6 +246,12 @@ pub(crate) struct Flags {
     /// Directory of kald's keys, outside the data dir [default: ./keys].
     #[arg(long)]
     pub(crate) keys_dir: Option<PathBuf>,
+    /// The recordings policy [default: recordings-policy/policy.toml].
+    #[arg(long)]
+    pub(crate) policy: Option<PathBuf>,
+    /// Record consented calls: true or false [default: true].
+    #[arg(long)]
+    pub(crate) record: Option<bool>,
 }
 
 fn parse_overload(s: &str) -> Result<OverloadAction, String> {
@@ -324,6 +336,12 @@ impl Config {
                 .clone()
                 .or(fc.keys_dir)
                 .unwrap_or_else(|| PathBuf::from("keys")),
+            policy: flags
+                .policy
+                .clone()
+                .or(fc.policy)
+                .unwrap_or_else(|| PathBuf::from("recordings-policy/policy.toml")),
+            record: flags.record.or(fc.record).unwrap_or(true),
             centre: check_centre(Centre {
                 queues: fc.queues,
                 agents: fc.agents,

@@ -26,6 +26,8 @@ const CENTRE_PROMPTS: &[&str] = &[
     "no-agents",
     "transfer-failed",
     "transfer-failed-goodbye",
+    "recording-withdrawn",
+    "recording-stopped",
     "queue-position",
     "position-1",
     "position-2",

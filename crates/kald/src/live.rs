@@ -137,7 +137,7 @@ impl Calls {
                         .unwrap_or_else(|| secs_since(now, view.as_ref().map(|v| v.entered))),
                     agent,
                     consent: outcome.consent.map(|k| k == kald_ivr::Consent::Yes),
-                    recording: false,
+                    recording: self.recordings.is_recording(*id),
                     cpr: outcome.cpr.clone(),
                 }
             })
@@ -163,6 +163,20 @@ impl Calls {
             }
             Command::ListenStop { listener } => {
                 return self.stop_listening(now, endpoint, &listener);
+            }
+            Command::StopRecording { agent } => {
+                let citizen = self
+                    .centre
+                    .talking
+                    .get(&agent)
+                    .and_then(|l| self.centre.peers.get(l))
+                    .copied()
+                    .filter(|c| self.recordings.is_recording(*c));
+                let Some(citizen) = citizen else {
+                    return Err("no call of yours is being recorded".into());
+                };
+                self.withdraw_consent(now, endpoint, citizen, "agent");
+                return Ok(());
             }
             _ => return Err("not supported".into()),
         };
@@ -271,9 +285,21 @@ impl Calls {
             ),
             (
                 "kald_recordings_written_total",
-                "Recordings written (none until recording is switched on).",
+                "Recordings closed and catalogued.",
                 "counter",
-                0,
+                self.recordings_written,
+            ),
+            (
+                "kald_recording_failures_total",
+                "Recordings stopped by an error such as a full disk (an alarm).",
+                "counter",
+                self.recording_failures,
+            ),
+            (
+                "kald_recordings_in_progress",
+                "Calls being recorded now.",
+                "gauge",
+                self.recordings.active_count() as u64,
             ),
         ] {
             let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");

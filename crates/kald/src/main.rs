@@ -9,6 +9,8 @@ mod flow_cli;
 mod flows;
 mod live;
 mod media;
+mod recorder;
+mod recording;
 mod records;
 mod sip;
 
@@ -40,6 +42,90 @@ enum Command {
     /// Check, simulate or draw IVR flow files.
     #[command(subcommand)]
     Flow(flow_cli::FlowCommand),
+    /// Check the recordings policy file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Work with recording files.
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+}
+
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Decrypt a recording file into a standard stereo WAV (citizen left, agent right).
+    Export {
+        /// The recording file (`<data dir>/recordings/YYYY/MM/<id>.kald`).
+        file: std::path::PathBuf,
+        /// Where to write the WAV.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The recordings key file [default: keys/recordings.key].
+        #[arg(long)]
+        keys: Option<std::path::PathBuf>,
+    },
+}
+
+/// `kald recording export`.
+fn recording_export(
+    file: &std::path::Path,
+    out: &std::path::Path,
+    keys: Option<std::path::PathBuf>,
+) -> anyhow::Result<bool> {
+    let keys_path = keys.unwrap_or_else(|| std::path::PathBuf::from("keys/recordings.key"));
+    let keys = kald_recordings::RecordingKeys::load(&keys_path).with_context(|| {
+        format!(
+            "cannot load the recordings key file {}",
+            keys_path.display()
+        )
+    })?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let reader = kald_recordings::ChunkReader::open(std::io::BufReader::new(input), &keys)
+        .with_context(|| format!("{} is not a recording this key opens", file.display()))?;
+    let output =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let info = kald_recordings::export_wav(reader, std::io::BufWriter::new(output))
+        .with_context(|| format!("cannot export {}", file.display()))?;
+    println!(
+        "{}: {:.2} s, {}",
+        out.display(),
+        info.ending.duration().as_secs_f64(),
+        if info.ending.is_complete() {
+            "complete"
+        } else {
+            "cut short (kald stopped while recording)"
+        }
+    );
+    Ok(true)
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file: every problem as file:line:col: message (exit 1 on errors).
+    Check {
+        /// The policy file [default: recordings-policy/policy.toml].
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+/// `kald policy check`.
+fn policy_check(file: Option<std::path::PathBuf>) -> bool {
+    let file = file.unwrap_or_else(|| std::path::PathBuf::from("recordings-policy/policy.toml"));
+    match kald_recordings::Policy::load(&file) {
+        Ok(p) => {
+            for w in &p.warnings {
+                println!("{w}");
+            }
+            println!("{}: ok", file.display());
+            true
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                println!("{d}");
+            }
+            false
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +148,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(flags) => serve(&flags).map(|()| true),
         Command::Flow(cmd) => flow_cli::run(cmd),
+        Command::Policy(PolicyCommand::Check { file }) => Ok(policy_check(file)),
+        Command::Recording(RecordingCommand::Export { file, out, keys }) => {
+            recording_export(&file, &out, keys)
+        }
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -102,10 +192,21 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.http_listen))?;
         let (records_tx, records_rx) = tokio::sync::mpsc::unbounded_channel();
-        let writer = tokio::spawn(records::write(store.clone(), records_rx));
+        let rec_dir = config.data_dir.join("recordings");
+        let writer = tokio::spawn(records::write(store.clone(), records_rx, rec_dir.clone()));
         let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let bind_ip = config.sip_listen.ip();
-        let media = media::Media::start(config.media_ports, bind_ip, reports_tx).context("cannot start the media thread")?;
+        let policy = recording::load_policy(&config.policy)?;
+        let rec_keys = recording::load_keys(&config.keys_dir)?;
+        recording::reconcile(&store, &rec_dir, &rec_keys, &policy, &clock).await?;
+        let (rec_tx, rec_reports) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = if config.record {
+            Some(recorder::Recorder::start(rec_keys.clone(), rec_tx).context("cannot start the recording writer")?)
+        } else {
+            tracing::warn!("recording is switched off (record = false): no call is recorded");
+            None
+        };
+        let media = media::Media::start(config.media_ports, bind_ip, reports_tx, recorder).context("cannot start the media thread")?;
         let settings = calls::CallSettings {
             public_ip: config.public_ip,
             capacity: config.capacity,
@@ -115,6 +216,12 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             listen_needs_consent: false,
             outbound: config.outbound,
             transfer_allowlist: config.transfer_allowlist.clone(),
+            recordings: recording::Recordings::new(
+                policy.clone(),
+                rec_dir.clone(),
+                config.record,
+                rec_keys.current_key_id(),
+            ),
         };
         let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
         calls.restore_agents(std::time::Instant::now(), &restored);
@@ -149,7 +256,16 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             tracing::info!("shutting down");
             stop.cancel();
         });
-        let result = sip::run(config, sockets, calls, reports, link, shutdown.clone()).await;
+        let sweeper = tokio::spawn(recording::sweeper(
+            store.clone(),
+            config.policy.clone(),
+            policy,
+            rec_dir,
+            clock.clone(),
+            shutdown.clone(),
+        ));
+        let result = sip::run(config, sockets, calls, reports, rec_reports, link, shutdown.clone()).await;
+        let _ = sweeper.await;
         shutdown.cancel();
         match api.await {
             Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server failed"),

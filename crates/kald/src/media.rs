@@ -18,8 +18,10 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use kald_media::dtmf::Digit;
-use kald_media::engine::{Engine, EngineConfig, MediaEvent, StreamId, StreamParams};
+use kald_media::engine::{Engine, EngineConfig, MediaEvent, RecordingId, StreamId, StreamParams};
 use kald_media::prompt::Prompt;
+
+use crate::recorder::{RecCmd, RecKey, Recorder, SECOND_SAMPLES};
 
 /// kald's handle for one call leg's media, chosen by the call handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +70,18 @@ pub(crate) enum Command {
     Unlisten {
         listener: LegId,
     },
+    /// Record the bridge of `citizen` and `agent` (citizen left, agent right) into `path`.
+    Record {
+        rec: RecKey,
+        citizen: LegId,
+        agent: LegId,
+        path: std::path::PathBuf,
+    },
+    /// Stop a recording: close it, or (`discard`, consent withdrawn) delete it.
+    StopRecording {
+        rec: RecKey,
+        discard: bool,
+    },
     Close {
         leg: LegId,
     },
@@ -90,6 +104,8 @@ pub(crate) struct MediaStats {
     pub(crate) received: AtomicU64,
     /// RTP packets that never arrived (gaps in sequence numbers).
     pub(crate) lost: AtomicU64,
+    /// Recordings started.
+    pub(crate) recordings: AtomicU64,
     /// How late paced packets left, in 50 µs buckets (the last bucket is ≥ 10 ms).
     lateness: [AtomicU64; 200],
 }
@@ -101,6 +117,7 @@ impl Default for MediaStats {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            recordings: AtomicU64::new(0),
             lateness: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -152,6 +169,7 @@ impl Media {
         ports: (u16, u16),
         bind_ip: IpAddr,
         reports: tokio::sync::mpsc::UnboundedSender<Report>,
+        recorder: Option<Recorder>,
     ) -> anyhow::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -160,7 +178,7 @@ impl Media {
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("kald-media".into())
-            .spawn(move || run(poll, rx, reports, thread_stats))?;
+            .spawn(move || run(poll, rx, reports, thread_stats, recorder))?;
         Ok(Self {
             commands: tx,
             waker,
@@ -231,12 +249,17 @@ fn count_loss(last: &std::cell::Cell<Option<u16>>, packet: &[u8], stats: &MediaS
     last.set(Some(seq));
 }
 
+/// Recordings in progress: the engine's handle → kald's key and the second being collected.
+type Recs = HashMap<RecordingId, (RecKey, Vec<i16>)>;
+
 fn run(
     mut poll: Poll,
     commands: mpsc::Receiver<Command>,
     reports: tokio::sync::mpsc::UnboundedSender<Report>,
     stats: Arc<MediaStats>,
+    recorder: Option<Recorder>,
 ) {
+    let mut recs: Recs = HashMap::new();
     raise_priority();
     let mut engine = Engine::new(EngineConfig::default(), 2048);
     let mut events = Events::with_capacity(1024);
@@ -271,6 +294,19 @@ fn run(
                         return;
                     }
                     let now = Instant::now();
+                    if let Some(rec) = recording_command(
+                        &mut engine,
+                        &legs,
+                        &mut recs,
+                        recorder.as_ref(),
+                        &cmd,
+                        now,
+                    ) {
+                        if rec {
+                            stats.recordings.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
                     command(
                         &mut engine,
                         &mut poll,
@@ -343,8 +379,20 @@ fn run(
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // Recording frames: none are started until the recordings issue wires a sink here.
-        while engine.poll_recording(now).is_some() {}
+        // Recording frames: collected a second at a time for the writer thread.
+        while let Some((id, frame)) = engine.poll_recording(now) {
+            let (Some((key, buf)), Some(r)) = (recs.get_mut(&id), recorder.as_ref()) else {
+                continue;
+            };
+            buf.extend_from_slice(&frame.samples);
+            if buf.len() >= SECOND_SAMPLES {
+                let full = std::mem::replace(buf, r.buffer());
+                r.send(RecCmd::Frames {
+                    key: *key,
+                    samples: full,
+                });
+            }
+        }
         while let Some(ev) = engine.poll_event() {
             let (stream, report): (StreamId, fn(LegId) -> Report) = match ev {
                 MediaEvent::PromptFinished { stream } => (stream, Report::PromptFinished),
@@ -361,6 +409,67 @@ fn run(
                 let _ = reports.send(report(leg));
             }
         }
+    }
+}
+
+/// Recording commands (`Some`: handled; `Some(true)`: a recording started).
+fn recording_command(
+    engine: &mut Engine,
+    legs: &HashMap<LegId, Leg>,
+    recs: &mut Recs,
+    recorder: Option<&Recorder>,
+    cmd: &Command,
+    now: Instant,
+) -> Option<bool> {
+    match cmd {
+        Command::Record {
+            rec,
+            citizen,
+            agent,
+            path,
+        } => {
+            let r = recorder?;
+            let (Some(c), Some(a)) = (legs.get(citizen), legs.get(agent)) else {
+                tracing::warn!("recording not started: a leg is gone");
+                return Some(false);
+            };
+            let Some(id) = engine.record(now, c.stream, a.stream) else {
+                return Some(false);
+            };
+            r.send(RecCmd::Start {
+                key: *rec,
+                path: path.clone(),
+            });
+            recs.insert(id, (*rec, r.buffer()));
+            Some(true)
+        }
+        Command::StopRecording { rec, discard } => {
+            let r = recorder?;
+            let id = recs
+                .iter()
+                .find(|(_, (k, _))| k == rec)
+                .map(|(id, _)| *id)?;
+            let (key, mut buf) = recs.remove(&id)?;
+            if let Some(drain) = engine.stop_recording(now, id) {
+                for frame in drain {
+                    buf.extend_from_slice(&frame.samples);
+                    if buf.len() >= SECOND_SAMPLES {
+                        let full = std::mem::replace(&mut buf, r.buffer());
+                        r.send(RecCmd::Frames { key, samples: full });
+                    }
+                }
+            }
+            if *discard {
+                r.send(RecCmd::Discard { key });
+            } else {
+                if !buf.is_empty() {
+                    r.send(RecCmd::Frames { key, samples: buf });
+                }
+                r.send(RecCmd::Finish { key });
+            }
+            Some(false)
+        }
+        _ => None,
     }
 }
 
@@ -445,6 +554,8 @@ fn command(
                 engine.unbridge(s);
             }
         }
+        // Handled by `recording_command` before this.
+        Command::Record { .. } | Command::StopRecording { .. } => {}
         Command::Listen { listener, target } => {
             if let (Some(l), Some(t)) = (stream(legs, listener), stream(legs, target)) {
                 if !engine.listen(l, t) {

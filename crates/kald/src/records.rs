@@ -35,8 +35,50 @@ pub(crate) enum StoreOp {
         state: String,
         reason: Option<String>,
     },
+    /// A citizen's call came in: its record starts (so a withdrawal during it has a row).
+    CallStarted {
+        id: CallId,
+        started: Timestamp,
+        caller: Option<String>,
+        entry_point: String,
+    },
     /// A citizen's call ended: its record.
     Call(Box<CallLog>),
+    /// A consented recording started.
+    RecordingStarted(Box<RecordingLog>),
+    /// A recording closed properly.
+    RecordingClosed {
+        id: String,
+        ended: Timestamp,
+        duration: Duration,
+        sha256: [u8; 32],
+        retention_until: Timestamp,
+    },
+    /// A recording stopped on an error; the file holds `duration` of audio.
+    RecordingTruncated {
+        id: String,
+        ended: Timestamp,
+        duration: Duration,
+        retention_until: Timestamp,
+    },
+    /// The caller withdrew consent during the call: what was recorded is gone.
+    ConsentWithdrawn { call: CallId, at: Timestamp },
+}
+
+/// A recording's catalogue entry when it starts.
+#[derive(Debug)]
+pub(crate) struct RecordingLog {
+    pub(crate) id: String,
+    pub(crate) call: CallId,
+    pub(crate) file: String,
+    pub(crate) started: Timestamp,
+    pub(crate) agent: Option<String>,
+    pub(crate) queue: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) consent: bool,
+    pub(crate) cpr: Option<kald_core::Cpr>,
+    /// The recordings key that seals the file.
+    pub(crate) key_id: u8,
 }
 
 /// The record of a citizen's call, written when it ends.
@@ -321,12 +363,16 @@ pub(crate) async fn open_store(
 }
 
 /// The store writer: one task, writes in arrival order, never blocks the SIP loop.
-pub(crate) async fn write(store: kald_store::Store, mut rx: mpsc::UnboundedReceiver<StoreOp>) {
+pub(crate) async fn write(
+    store: kald_store::Store,
+    mut rx: mpsc::UnboundedReceiver<StoreOp>,
+    recordings_dir: std::path::PathBuf,
+) {
     while let Some(op) = rx.recv().await {
         let mut tries = 0;
         loop {
             tries += 1;
-            let result = write_one(&store, &op).await;
+            let result = write_one(&store, &op, &recordings_dir).await;
             match result {
                 Ok(()) => break,
                 Err(e) if tries < 2 => {
@@ -348,12 +394,20 @@ impl StoreOp {
         match self {
             Self::QueueEvent(_) => "queue event",
             Self::AgentState { .. } => "agent state",
-            Self::Call(_) => "call record",
+            Self::Call(_) | Self::CallStarted { .. } => "call record",
+            Self::RecordingStarted(_)
+            | Self::RecordingClosed { .. }
+            | Self::RecordingTruncated { .. } => "recording",
+            Self::ConsentWithdrawn { .. } => "consent withdrawal",
         }
     }
 }
 
-async fn write_one(store: &kald_store::Store, op: &StoreOp) -> Result<(), kald_store::StoreError> {
+async fn write_one(
+    store: &kald_store::Store,
+    op: &StoreOp,
+    recordings_dir: &std::path::Path,
+) -> Result<(), kald_store::StoreError> {
     match op {
         StoreOp::QueueEvent(q) => {
             let data: serde_json::Map<String, serde_json::Value> = q
@@ -383,8 +437,93 @@ async fn write_one(store: &kald_store::Store, op: &StoreOp) -> Result<(), kald_s
                 .save_agent_state(agent, state, reason.as_deref(), *at)
                 .await
         }
+        StoreOp::CallStarted {
+            id,
+            started,
+            caller,
+            entry_point,
+        } => {
+            store
+                .insert_call(&kald_store::CallRow {
+                    id: id.to_string(),
+                    started: *started,
+                    caller: caller.clone(),
+                    entry_point: entry_point.clone(),
+                    flow_version: None,
+                    consent: None,
+                    consent_at: None,
+                    topic: None,
+                    queue: None,
+                    cpr: None,
+                })
+                .await
+        }
+        StoreOp::RecordingStarted(r) => {
+            store
+                .insert_recording(&kald_store::NewRecording {
+                    id: r.id.clone(),
+                    call_id: r.call.to_string(),
+                    kind: kald_store::RecordingKind::Call,
+                    file: r.file.clone(),
+                    key_id: u32::from(r.key_id),
+                    started: r.started,
+                    agent: r.agent.clone(),
+                    queue: r.queue.clone(),
+                    topic: r.topic.clone(),
+                    consent: r.consent,
+                    consent_at: None,
+                    flow_version: None,
+                    cpr: r.cpr.clone(),
+                })
+                .await
+        }
+        StoreOp::RecordingClosed {
+            id,
+            ended,
+            duration,
+            sha256,
+            retention_until,
+        } => {
+            store
+                .close_recording(id, *ended, *duration, sha256, *retention_until)
+                .await
+        }
+        StoreOp::RecordingTruncated {
+            id,
+            ended,
+            duration,
+            retention_until,
+        } => {
+            store
+                .mark_truncated(id, *ended, *duration, *retention_until)
+                .await
+        }
+        StoreOp::ConsentWithdrawn { call, at } => {
+            let files = store.withdraw_consent(&call.to_string(), *at).await?;
+            // The writer thread deleted the file of the recording it was writing; any other
+            // file of the call goes too (nothing of a withdrawn recording may remain).
+            for f in files {
+                match std::fs::remove_file(recordings_dir.join(&f)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "a withdrawn recording's file could not be deleted");
+                    }
+                }
+            }
+            Ok(())
+        }
         StoreOp::Call(c) => {
             let id = c.id.to_string();
+            if let Some(consent) = c.consent {
+                store.set_call_consent(&id, consent, c.ended).await?;
+            }
+            store
+                .set_call_route(&id, c.topic.as_deref(), c.queue.as_deref())
+                .await?;
+            if let Some(cpr) = &c.cpr {
+                store.set_call_cpr(&id, cpr).await?;
+            }
             if store.call(&id).await?.is_none() {
                 store
                     .insert_call(&kald_store::CallRow {

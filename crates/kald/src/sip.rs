@@ -74,6 +74,7 @@ pub(crate) async fn run(
     sockets: Sockets,
     mut calls: Calls,
     mut reports: mpsc::UnboundedReceiver<Report>,
+    mut rec_reports: mpsc::UnboundedReceiver<crate::recorder::RecReport>,
     mut api: ApiLink,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -132,6 +133,7 @@ pub(crate) async fn run(
                 endpoint.set_accepting(false);
             }
             Some(r) = reports.recv() => calls.handle_report(Instant::now(), &mut endpoint, r),
+            Some(r) = rec_reports.recv() => calls.recording_report(r),
             Some((cmd, reply)) = api.commands.recv() => {
                 let r = calls.command(Instant::now(), &mut endpoint, cmd);
                 let _ = reply.send(r);
@@ -188,6 +190,7 @@ pub(crate) async fn run(
         if now >= reload_at {
             reload_at = now + std::time::Duration::from_secs(2);
             calls.reload_flows();
+            calls.reload_policy_if_changed(&config.policy);
         }
         if now >= stats_at {
             stats_at = now + std::time::Duration::from_secs(10);

@@ -1012,7 +1012,7 @@ fn an_invite_the_tu_never_answers_gets_480_after_max_unanswered() {
 
 #[test]
 fn messages_are_counted_by_method_and_code() {
-    let mut c = super::MessageCounts::default();
+    let mut c = MessageCounts::default();
     c.count(b"INVITE sip:a@b SIP/2.0\r\n", true);
     c.count(b"INVITE sip:a@b SIP/2.0\r\n", true);
     c.count(b"SIP/2.0 180 Ringing\r\n", false);

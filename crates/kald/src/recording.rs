@@ -1,0 +1,601 @@
+//! Consented recordings of citizens' calls with agents (issue 8): a call is recorded only when
+//! its consent answer is yes, from the moment the agent answers until the call ends or leaves
+//! the agent (a transfer); the citizen's withdrawal key (or the agent's `*24`) stops it at
+//! once and deletes what was recorded; every recording is catalogued in the store with its
+//! retention deadline from the policy.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use kald_core::CallId;
+use kald_recordings::{Finished, Policy};
+use kald_sip::endpoint::Endpoint;
+
+use crate::calls::Calls;
+use crate::media::Command;
+use crate::recorder::{RecKey, RecReport};
+use crate::records::StoreOp;
+
+/// A recording in progress.
+struct Active {
+    key: RecKey,
+    id: String,
+    started: Timestamp,
+}
+
+/// The recordings part of the call handling.
+pub(crate) struct Recordings {
+    /// The operators' policy (retention, keys).
+    pub(crate) policy: Policy,
+    /// Where recording files go (under the data dir).
+    dir: PathBuf,
+    /// Whether a recorder thread runs.
+    enabled: bool,
+    next: u64,
+    active: HashMap<CallId, Active>,
+    /// Recordings stopped but not yet reported closed by the writer.
+    closing: HashMap<RecKey, (String, CallId, Timestamp)>,
+    /// The policy file's modification time when last read.
+    pub(crate) policy_stamp: Option<std::time::SystemTime>,
+    /// The id of the key new recordings are sealed with.
+    key_id: u8,
+}
+
+impl Recordings {
+    /// Recording into `dir` with `policy`; `enabled` false records nothing (no writer).
+    pub(crate) fn new(policy: Policy, dir: PathBuf, enabled: bool, key_id: u8) -> Self {
+        Self {
+            key_id,
+            policy,
+            dir,
+            enabled,
+            next: 1,
+            active: HashMap::new(),
+            closing: HashMap::new(),
+            policy_stamp: None,
+        }
+    }
+
+    /// How many calls are being recorded now.
+    pub(crate) fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Whether `call` is being recorded now.
+    pub(crate) fn is_recording(&self, call: CallId) -> bool {
+        self.active.contains_key(&call)
+    }
+}
+
+/// A fresh recording id: 128 random bits in hex (names the file; no personal data).
+fn new_id() -> Option<String> {
+    let bytes: [u8; 16] = crate::recorder::random_bytes().ok()?;
+    Some(hex_lower(&bytes))
+}
+
+impl Calls {
+    /// The citizen now talks to an agent over `agent_leg`: record if they consented.
+    pub(crate) fn maybe_record(&mut self, citizen: CallId, agent_leg: CallId, agent: &str) {
+        if !self.recordings.enabled || self.recordings.active.contains_key(&citizen) {
+            return;
+        }
+        let (Some(ctx), Some(a_leg)) = (self.calls.get(&citizen), self.leg_of(agent_leg)) else {
+            return;
+        };
+        let consent = ctx.outcome().consent;
+        if consent != Some(kald_ivr::Consent::Yes) || ctx.consent_withdrawn.is_some() {
+            return;
+        }
+        let now = self.clock.now();
+        let Some(id) = new_id() else {
+            tracing::error!(call = %citizen, "no OS randomness for a recording id; not recording");
+            return;
+        };
+        let key = RecKey(self.recordings.next);
+        self.recordings.next += 1;
+        let rel = PathBuf::from(format!("{:04}/{:02}/{id}.kald", now.year(), now.month()));
+        let path = self.recordings.dir.join(&rel);
+        self.records.send(StoreOp::RecordingStarted(Box::new(
+            crate::records::RecordingLog {
+                id: id.clone(),
+                call: citizen,
+                file: rel.to_string_lossy().into_owned(),
+                started: now.timestamp(),
+                agent: Some(agent.to_owned()),
+                queue: ctx.queue_name.clone(),
+                topic: ctx.topic.clone(),
+                consent: true,
+                cpr: ctx.outcome().cpr.clone(),
+                key_id: self.recordings.key_id,
+            },
+        )));
+        self.media.send(Command::Record {
+            rec: key,
+            citizen: ctx.leg,
+            agent: a_leg,
+            path,
+        });
+        tracing::info!(call = %citizen, recording = %id, "recording started");
+        self.recordings.active.insert(
+            citizen,
+            Active {
+                key,
+                id,
+                started: now.timestamp(),
+            },
+        );
+    }
+
+    /// Stop recording `citizen`'s call: close it, or (`discard`) delete what was recorded.
+    pub(crate) fn stop_recording(&mut self, citizen: CallId, discard: bool) {
+        let Some(a) = self.recordings.active.remove(&citizen) else {
+            return;
+        };
+        self.media.send(Command::StopRecording {
+            rec: a.key,
+            discard,
+        });
+        tracing::info!(call = %citizen, recording = %a.id, discard, "recording stopped");
+        self.recordings
+            .closing
+            .insert(a.key, (a.id, citizen, a.started));
+    }
+
+    /// The citizen (or the agent on their behalf) withdrew consent during the call: stop at
+    /// once, delete what was recorded, keep the answer and the time of withdrawal, and tell
+    /// the citizen.
+    pub(crate) fn withdraw_consent(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        citizen: CallId,
+        by: &str,
+    ) {
+        let at = self.clock.now().timestamp();
+        let Some(ctx) = self.calls.get_mut(&citizen) else {
+            return;
+        };
+        if ctx.consent_withdrawn.is_some() {
+            return;
+        }
+        ctx.consent_withdrawn = Some(at);
+        let leg = ctx.leg;
+        let was_recording = self.recordings.is_recording(citizen);
+        self.stop_recording(citizen, true);
+        tracing::info!(call = %citizen, by, was_recording, "consent withdrawn");
+        self.records
+            .send(StoreOp::ConsentWithdrawn { call: citizen, at });
+        // The confirmation: the agent's audio pauses while the citizen hears it.
+        if let Some(prompt) = self.flows.prompt("recording-withdrawn") {
+            if let Some(ctx) = self.calls.get_mut(&citizen) {
+                ctx.confirming_withdrawal = true;
+            }
+            self.media.send(Command::Unbridge { leg });
+            self.media.send(Command::Play {
+                leg,
+                prompt,
+                looped: false,
+            });
+        }
+        let _ = (now, endpoint);
+    }
+
+    /// The confirmation of a withdrawal finished: the citizen and the agent talk again.
+    pub(crate) fn withdrawal_confirmed(&mut self, citizen: CallId) {
+        let Some(ctx) = self.calls.get_mut(&citizen) else {
+            return;
+        };
+        ctx.confirming_withdrawal = false;
+        if let Some((leg, _)) = ctx.agent.clone() {
+            self.rebridge(citizen, leg);
+        }
+    }
+
+    /// What the recording writer reports.
+    pub(crate) fn recording_report(&mut self, report: RecReport) {
+        match report {
+            RecReport::Finished { key, finished } => {
+                let Some((id, call, started)) = self.recordings.closing.remove(&key) else {
+                    return;
+                };
+                self.recording_closed(id, call, started, &finished);
+            }
+            RecReport::Failed {
+                key,
+                error,
+                duration,
+            } => {
+                // The file holds what was written before the failure: catalogue it as cut short.
+                let entry = self.recordings.closing.remove(&key).or_else(|| {
+                    let call = self
+                        .recordings
+                        .active
+                        .iter()
+                        .find(|(_, a)| a.key == key)
+                        .map(|(c, _)| *c)?;
+                    let a = self.recordings.active.remove(&call)?;
+                    Some((a.id, call, a.started))
+                });
+                if let Some((id, call, started)) = entry {
+                    tracing::error!(call = %call, recording = %id, %error, "recording failed");
+                    let ended = started
+                        .checked_add(jiff::SignedDuration::try_from(duration).unwrap_or_default())
+                        .unwrap_or(started);
+                    let until = self.retention_until(ended);
+                    self.records.send(StoreOp::RecordingTruncated {
+                        id,
+                        ended,
+                        duration,
+                        retention_until: until,
+                    });
+                    self.recording_failures += 1;
+                }
+            }
+            RecReport::Discarded { key } => {
+                self.recordings.closing.remove(&key);
+            }
+        }
+    }
+
+    fn recording_closed(&mut self, id: String, call: CallId, started: Timestamp, f: &Finished) {
+        let ended = started
+            .checked_add(jiff::SignedDuration::try_from(f.duration).unwrap_or_default())
+            .unwrap_or(started);
+        let until = self.retention_until(ended);
+        tracing::info!(call = %call, recording = %id, duration_ms = f.duration.as_millis() as u64, "recording closed");
+        self.recordings_written += 1;
+        self.records.send(StoreOp::RecordingClosed {
+            id,
+            ended,
+            duration: f.duration,
+            sha256: f.sha256,
+            retention_until: until,
+        });
+    }
+
+    /// The deadline of a recording that ended at `ended`, by the policy.
+    fn retention_until(&self, ended: Timestamp) -> Timestamp {
+        self.recordings
+            .policy
+            .retention
+            .recordings
+            .deadline(ended, self.clock.now().time_zone())
+            .unwrap_or(ended)
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The policy file; a missing file means the shipped defaults (said loudly), a broken one
+/// stops kald with every problem as `file:line:col`.
+pub(crate) fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "no recordings policy file; using the shipped defaults (3 months)");
+        return Ok(Policy::default());
+    }
+    match Policy::load(path) {
+        Ok(p) => {
+            for w in &p.warnings {
+                tracing::warn!(warning = %w, "recordings policy");
+            }
+            tracing::info!(path = %path.display(), recordings = %p.retention.recordings, "recordings policy loaded");
+            Ok(p)
+        }
+        Err(diagnostics) => {
+            let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            anyhow::bail!("the recordings policy has errors:\n{}", text.join("\n"))
+        }
+    }
+}
+
+/// The recordings' key file in the keys dir, created owner-only on first start.
+pub(crate) fn load_keys(
+    keys_dir: &std::path::Path,
+) -> anyhow::Result<kald_recordings::RecordingKeys> {
+    use anyhow::Context;
+    std::fs::create_dir_all(keys_dir)
+        .with_context(|| format!("cannot create the keys directory {}", keys_dir.display()))?;
+    let path = keys_dir.join("recordings.key");
+    let (keys, created) = kald_recordings::RecordingKeys::load_or_create(&path)
+        .with_context(|| format!("cannot load the recordings key file {}", path.display()))?;
+    if created {
+        tracing::warn!(
+            path = %path.display(),
+            "created a new recordings key file. BACK IT UP, away from the data dir: without it no recording can be played"
+        );
+    }
+    Ok(keys)
+}
+
+impl Calls {
+    /// Take a changed policy file; a file that fails the check leaves the old policy live.
+    pub(crate) fn reload_policy_if_changed(&mut self, path: &std::path::Path) {
+        let stamp = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if stamp.is_none() || stamp == self.recordings.policy_stamp {
+            return;
+        }
+        let first = self.recordings.policy_stamp.is_none();
+        self.recordings.policy_stamp = stamp;
+        if first {
+            return;
+        }
+        match Policy::load(path) {
+            Ok(p) => {
+                tracing::info!(path = %path.display(), "recordings policy reloaded");
+                self.recordings.policy = p;
+            }
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    tracing::error!(problem = %d, "recordings policy not reloaded; the old one stays live");
+                }
+            }
+        }
+    }
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// At start, make the catalogue and the files agree after whatever happened before (a crash
+/// or `kill -9` in the middle of recordings): a recording still marked as in progress is
+/// read back and catalogued as complete or cut short (all whole seconds before the crash
+/// are kept); a row whose file is gone is deleted with a tombstone; a file no row names (its
+/// row never reached the database) is deleted, since nothing says whose it is or how long to
+/// keep it. What was repaired is reported.
+pub(crate) async fn reconcile(
+    store: &kald_store::Store,
+    dir: &std::path::Path,
+    keys: &kald_recordings::RecordingKeys,
+    policy: &Policy,
+    clock: &crate::clock::Clock,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let now = clock.now();
+    let rows = store
+        .all_recordings()
+        .await
+        .context("cannot read the recordings catalogue")?;
+    let files: std::collections::HashSet<String> = files_under(dir).into_iter().collect();
+    let named: std::collections::HashSet<&str> = rows.iter().map(|r| r.file.as_str()).collect();
+    let (mut completed, mut truncated, mut missing, mut orphans, mut unreadable) = (0, 0, 0, 0, 0);
+    for row in &rows {
+        if !files.contains(&row.file) {
+            let purge = policy
+                .retention
+                .tombstones
+                .deadline(now.timestamp(), now.time_zone())
+                .unwrap_or(now.timestamp());
+            store
+                .delete_recording(&row.id, "file missing", now.timestamp(), purge)
+                .await
+                .context("cannot remove a catalogue row without its file")?;
+            missing += 1;
+            continue;
+        }
+        if row.state != kald_store::RecordingState::Recording {
+            continue;
+        }
+        let Some(rec) = store
+            .recording(&row.id)
+            .await
+            .context("cannot read a recording")?
+        else {
+            continue;
+        };
+        let path = dir.join(&row.file);
+        let ending = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                kald_recordings::ChunkReader::open(std::io::BufReader::new(f), keys)
+                    .and_then(|r| r.read_all())
+                    .map(|(_, ending)| ending)
+                    .map_err(|e| e.to_string())
+            });
+        match ending {
+            Ok(ending) => {
+                let duration = ending.duration();
+                let ended = rec
+                    .started
+                    .checked_add(jiff::SignedDuration::try_from(duration).unwrap_or_default())
+                    .unwrap_or(rec.started);
+                let until = policy
+                    .retention
+                    .recordings
+                    .deadline(ended, now.time_zone())
+                    .unwrap_or(ended);
+                match ending {
+                    kald_recordings::Ending::Complete { sha256, .. } => {
+                        store
+                            .close_recording(&row.id, ended, duration, &sha256, until)
+                            .await?;
+                        completed += 1;
+                    }
+                    _ => {
+                        store
+                            .mark_truncated(&row.id, ended, duration, until)
+                            .await?;
+                        truncated += 1;
+                    }
+                }
+            }
+            Err(error) => {
+                // A file that cannot be read back (not even its header: the crash came before
+                // the first write) holds nothing to keep.
+                tracing::warn!(recording = %row.id, %error, "an unreadable recording file; removed");
+                let _ = std::fs::remove_file(&path);
+                let purge = policy
+                    .retention
+                    .tombstones
+                    .deadline(now.timestamp(), now.time_zone())
+                    .unwrap_or(now.timestamp());
+                store
+                    .delete_recording(&row.id, "unreadable after a crash", now.timestamp(), purge)
+                    .await?;
+                unreadable += 1;
+            }
+        }
+    }
+    for f in &files {
+        if !named.contains(f.as_str()) {
+            if let Err(e) = std::fs::remove_file(dir.join(f)) {
+                tracing::error!(error = %e, "cannot remove an uncatalogued recording file");
+            } else {
+                orphans += 1;
+            }
+        }
+    }
+    if completed + truncated + missing + orphans + unreadable > 0 {
+        tracing::warn!(
+            completed,
+            truncated,
+            missing,
+            orphans,
+            unreadable,
+            "recordings repaired at start (after an unclean stop)"
+        );
+    } else {
+        tracing::info!(
+            recordings = rows.len(),
+            "recordings catalogue and files agree"
+        );
+    }
+    Ok(())
+}
+
+/// How often the retention sweeper runs (it also runs at start).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The retention sweeper: deletes each recording whose deadline has passed (file and personal
+/// metadata; a tombstone stays), never one under a hold or linked to a case but not yet
+/// exported (those are named in an alert), and purges tombstones past their own period. Runs
+/// at start and every ten minutes; idempotent.
+pub(crate) async fn sweeper(
+    store: kald_store::Store,
+    policy_path: PathBuf,
+    mut policy: Policy,
+    dir: PathBuf,
+    clock: crate::clock::Clock,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Ok(p) = Policy::load(&policy_path) {
+            policy = p;
+        }
+        if let Err(e) = sweep_once(&store, &policy, &dir, &clock).await {
+            tracing::error!(error = %e, "retention sweep failed; it runs again later");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+    }
+}
+
+/// One pass of the sweeper (see [`sweeper`]).
+pub(crate) async fn sweep_once(
+    store: &kald_store::Store,
+    policy: &Policy,
+    dir: &std::path::Path,
+    clock: &crate::clock::Clock,
+) -> Result<(), kald_store::StoreError> {
+    use kald_recordings::{CatalogueItem, Decision, ItemId, ItemKind, JournalState, KeepReason};
+    let now = clock.now();
+    let at = now.timestamp();
+    let purge_after = policy
+        .retention
+        .tombstones
+        .deadline(at, now.time_zone())
+        .unwrap_or(at);
+    let (mut deleted, mut held, mut awaiting) = (0usize, 0usize, 0usize);
+    let mut cursor = None;
+    loop {
+        let batch = store.sweep_candidates(at, cursor.as_ref(), 1000).await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        cursor = Some(last.cursor());
+        let items: Vec<CatalogueItem> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let kind = match s.kind {
+                    kald_store::RecordingKind::Message => ItemKind::Message,
+                    _ => ItemKind::Recording,
+                };
+                let journal = match s.journal {
+                    kald_store::JournalState::Linked => JournalState::LinkedNotExported,
+                    kald_store::JournalState::Exported => JournalState::Exported,
+                    _ => JournalState::None,
+                };
+                CatalogueItem::new(ItemId(i as i64), kind, s.ended)
+                    .with_holds(s.holds)
+                    .with_journal(journal)
+            })
+            .collect();
+        let mut doomed = Vec::new();
+        for d in kald_recordings::retention::sweep(&now, policy, &items) {
+            let Some(item) = usize::try_from(d.id().0).ok().and_then(|i| batch.get(i)) else {
+                continue;
+            };
+            match d {
+                Decision::Delete { .. } => doomed.push(item.id.clone()),
+                Decision::Keep { reason, .. } => match reason {
+                    KeepReason::Held { .. } => held += 1,
+                    _ => {
+                        awaiting += 1;
+                        tracing::warn!(recording = %item.id, "ALERT: past its deadline but linked to a case and not yet journalised; kept until exported or unlinked");
+                    }
+                },
+                _ => {}
+            }
+        }
+        let files = store
+            .delete_recordings(&doomed, "retention", at, purge_after)
+            .await?;
+        deleted += files.len();
+        for f in files {
+            match std::fs::remove_file(dir.join(&f)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(error = %e, "cannot delete an expired recording's file"),
+            }
+        }
+    }
+    let purged = store.purge_tombstones(at).await?;
+    if deleted + held + awaiting > 0 || purged > 0 {
+        tracing::info!(
+            deleted,
+            held,
+            awaiting_journal = awaiting,
+            tombstones_purged = purged,
+            "retention sweep"
+        );
+    }
+    Ok(())
+}
