@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pjsua2 as pj
 
-from conftest import KALD_BIN, REPO
-from test_agents import TONES, Centre, answered, read_pcm, tone_energy
+from conftest import KALD_BIN, REPO, Kald
+from test_agents import PASSWORD, TONES, Centre, answered, read_pcm, tone_energy
 
 FLOW = REPO / "tests" / "pjsua2" / "flows" / "consent.toml"
 
@@ -158,5 +158,99 @@ def test_withdrawal_during_the_call_deletes_the_recording(peer, tmp_path, measur
         assert consent == 1 and withdrawn, (consent, withdrawn)
         _, heard = read_pcm(c1.path)
         assert len(heard) > 8000
+    finally:
+        centre.close()
+
+
+def many_agents_config(n: int) -> str:
+    agents = "".join(
+        f'\n[[agent]]\nlogin = "a{i:02}"\nname = "Agent {i}"\npassword = "{PASSWORD}"\nskills = {{ sygedagpenge = 1 }}\n'
+        for i in range(1, n + 1))
+    return '\n[registrar]\nnetworks = ["127.0.0.0/8"]\n\n[[queue]]\nname = "sygedagpenge"\nwrap_up_seconds = 0\n' + agents
+
+
+def test_a_full_disk_stops_recording_with_an_alarm_and_the_call_goes_on(peer, tmp_path, measured):
+    import os
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to mount a small tmpfs as the recordings directory")
+    rec = tmp_path / "data" / "recordings"
+    rec.mkdir(parents=True)
+    # 96 KiB: the header and two seconds of sealed audio, then the disk is full.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(rec)], check=True)
+    centre = None
+    try:
+        centre = Centre(peer, tmp_path, flow=FLOW)
+        anna = centre.party("anna")
+        citizen = centre.party("citizen", register=False)
+        centre.feature(anna, "*20", "Available")
+        c1 = call_through_consent(centre, citizen, anna, "1")
+        failed = centre.kald.wait_for("recording failed", 15)
+        centre.wait(2.0)
+        still = tone_energy(c1.path, TONES["anna"], last=1.0)
+        measured(f"disk full: {failed.get('error')}; the citizen still hears the agent at {still:.2f}")
+        assert still > 0.5, "the call's audio stopped with the recording"
+        assert centre.kald.events("ALARM: a recording stopped (is the disk full?); the call goes on unrecorded")
+        centre.hang_up(c1)
+        centre.kald.wait_for("call ended", 10)
+        centre.kald.stop()
+        with db(centre) as con:
+            state, duration_ms = con.execute("SELECT state, duration_ms FROM recordings").fetchone()
+        assert state == "truncated" and duration_ms >= 1000, (state, duration_ms)
+    finally:
+        if centre is not None:
+            centre.close()
+        subprocess.run(["umount", str(rec)], check=False)
+
+
+def test_after_kill_9_every_recording_is_intact_and_catalogued(peer, tmp_path, measured):
+    # Last in the session: the killed kald never answers the BYEs of its calls, so their
+    # PJSIP call slots stay taken until PJSIP gives up (32 s).
+    # This PJSIP build takes 4 calls at once (2 citizens + 2 agents).
+    n = 2
+    centre = Centre(peer, tmp_path, flow=FLOW, config=many_agents_config(n))
+    try:
+        agents = []
+        for i in range(1, n + 1):
+            a = centre.party(f"a{i:02}", answer_after=0.2)
+            TONES.setdefault(a.name, 1000)
+            centre.feature(a, "*20", "Available")
+            agents.append(a)
+        TONES.setdefault("citizen", 440)
+        citizen = centre.party("citizen", register=False)
+        calls = [centre.dial(citizen, "70101010") for _ in range(n)]
+        assert centre.pump(lambda: all(answered(c) for c in calls), 15), centre.kald.text()
+        centre.wait(2.6)
+        for c in calls:
+            press(c, "1")
+        assert centre.pump(lambda: len(centre.kald.events("recording started")) == n, 20), centre.kald.text()
+        centre.wait(3.5)
+        centre.kald.proc.kill()  # SIGKILL: no chance to close anything
+        centre.kald.proc.wait(10)
+        for c in calls:
+            centre.hang_up(c)
+        files_before = recording_files(centre)
+        assert len(files_before) == n, files_before
+
+        centre.kald = Kald(tmp_path, flow=FLOW, config=many_agents_config(n))
+        repaired = centre.kald.wait_for("recordings repaired at start (after an unclean stop)", 15)
+        measured(f"after kill -9 during {n} recordings: {repaired}")
+        assert repaired.get("completed", 0) + repaired.get("truncated", 0) == n, repaired
+        assert repaired.get("orphans", 0) == 0 and repaired.get("missing", 0) == 0, repaired
+        centre.kald.stop()
+        with db(centre) as con:
+            rows = con.execute("SELECT id, file, state, duration_ms FROM recordings").fetchall()
+        assert len(rows) == n and all(state in ("truncated", "closed") for _, _, state, _ in rows), rows
+        assert sorted(str(tmp_path / "data" / "recordings" / f) for _, f, _, _ in rows) == sorted(map(str, recording_files(centre)))
+        for rid, f, _, duration_ms in rows:
+            assert duration_ms >= 2000, f"{rid}: only {duration_ms} ms survived"
+            wav = tmp_path / f"{rid}.wav"
+            out = subprocess.run(
+                [str(KALD_BIN), "recording", "export", str(tmp_path / "data" / "recordings" / f), "--out", str(wav),
+                 "--keys", str(tmp_path / "keys" / "recordings.key")], capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            import wave
+            with wave.open(str(wav), "rb") as w:
+                assert abs(w.getnframes() / 8000 - duration_ms / 1000) < 0.05
     finally:
         centre.close()

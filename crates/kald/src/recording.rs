@@ -599,3 +599,146 @@ pub(crate) async fn sweep_once(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use kald_store::{HoldTarget, NewRecording, RecordingKind, Store};
+
+    /// A closed recording row that ended at `ended`, with its (fake) file on disk.
+    async fn recording(
+        store: &Store,
+        dir: &std::path::Path,
+        id: &str,
+        call: &str,
+        ended: &str,
+        policy: &Policy,
+    ) {
+        let ended: Timestamp = ended.parse().unwrap();
+        let started = ended
+            .checked_sub(jiff::SignedDuration::from_secs(60))
+            .unwrap();
+        let file = format!("{id}.kald");
+        std::fs::write(dir.join(&file), b"KALDREC1 sealed bytes").unwrap();
+        store
+            .insert_call(&kald_store::CallRow {
+                id: call.into(),
+                started,
+                caller: None,
+                entry_point: "hovednummer".into(),
+                flow_version: None,
+                consent: Some(true),
+                consent_at: None,
+                topic: None,
+                queue: None,
+                cpr: None,
+            })
+            .await
+            .unwrap();
+        store
+            .insert_recording(&NewRecording {
+                id: id.into(),
+                call_id: call.into(),
+                kind: RecordingKind::Call,
+                file,
+                key_id: 1,
+                started,
+                agent: Some("anna".into()),
+                queue: None,
+                topic: None,
+                consent: true,
+                consent_at: None,
+                flow_version: None,
+                cpr: None,
+            })
+            .await
+            .unwrap();
+        let tz = jiff::tz::db().get("Europe/Copenhagen").unwrap();
+        let until = policy.retention.recordings.deadline(ended, &tz).unwrap();
+        store
+            .close_recording(
+                id,
+                ended,
+                std::time::Duration::from_secs(60),
+                &[7; 32],
+                until,
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_deletes_at_three_months_keeps_younger_and_held_and_purges_tombstones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("recordings");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (keys, _) = kald_core::CprKeys::load_or_create(&tmp.path().join("cpr.key")).unwrap();
+        let store = Store::open_data_dir(&tmp.path().join("data"), keys)
+            .await
+            .unwrap();
+        let policy = Policy::default();
+        // Ended 1 December 2026 10:00 Copenhagen: kept until 1 March 2027 10:00.
+        recording(&store, &dir, "old", "c-1", "2026-12-01T09:00:00Z", &policy).await;
+        // A day younger: kept until 2 March.
+        recording(
+            &store,
+            &dir,
+            "younger",
+            "c-2",
+            "2026-12-02T09:00:00Z",
+            &policy,
+        )
+        .await;
+        // As old, but held by a records officer (a complaint).
+        recording(&store, &dir, "held", "c-3", "2026-12-01T09:00:00Z", &policy).await;
+        let hold = store
+            .add_hold(
+                &HoldTarget::Call("c-3".into()),
+                "complaint",
+                "rikke",
+                "2026-12-10T09:00:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+
+        // The day before the deadline nothing goes.
+        let clock = crate::clock::Clock::new(Some("2027-03-01T09:00")).unwrap();
+        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert!(store.recording("old").await.unwrap().is_some());
+
+        // Just past the deadline: the old one goes (file and row), a tombstone stays.
+        let clock = crate::clock::Clock::new(Some("2027-03-01T10:01")).unwrap();
+        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert!(store.recording("old").await.unwrap().is_none());
+        assert!(!dir.join("old.kald").exists());
+        let t = store.tombstone("old").await.unwrap().unwrap();
+        assert_eq!(t.reason, "retention");
+        assert!(store.recording("younger").await.unwrap().is_some());
+        assert!(dir.join("younger.kald").exists());
+        assert!(
+            store.recording("held").await.unwrap().is_some(),
+            "a held recording went"
+        );
+        assert!(dir.join("held.kald").exists());
+        // Idempotent: a second pass changes nothing.
+        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert!(store.tombstone("old").await.unwrap().is_some());
+
+        // The younger one goes a day later; the hold is lifted and the held one goes too.
+        store
+            .lift_hold(hold, "rikke", "2027-03-02T08:00:00Z".parse().unwrap())
+            .await
+            .unwrap();
+        let clock = crate::clock::Clock::new(Some("2027-03-02T10:01")).unwrap();
+        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        for id in ["younger", "held"] {
+            assert!(store.recording(id).await.unwrap().is_none(), "{id} stayed");
+            assert!(!dir.join(format!("{id}.kald")).exists());
+        }
+        // Tombstones are purged after their own period (one year by default).
+        let clock = crate::clock::Clock::new(Some("2028-03-03T10:00")).unwrap();
+        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert!(store.tombstone("old").await.unwrap().is_none());
+    }
+}
