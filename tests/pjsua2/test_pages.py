@@ -7,6 +7,7 @@ kept under target/test-artifacts/."""
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -164,5 +165,54 @@ def test_agent_works_from_the_agent_page(peer, tmp_path, browser, measured):
         page.screenshot(path=str(ARTIFACTS / "agent-paused.png"))
         page.get_by_test_id("btn-ready").click()
         until(centre, page, lambda: anna_state()["state"] == "available", 5, "API sees anna ready")
+    finally:
+        centre.close()
+
+
+def test_team_leader_listens_in_through_the_api(peer, tmp_path, measured):
+    """A team leader asks the API to listen in; kald rings their softphone, they hear both
+    sides unheard; the agent's status names the listener; the session is in the queue log."""
+    import sqlite3
+
+    from test_agents import TONES, tone_energy
+
+    centre = Centre(peer, tmp_path, config=CONFIG)
+    try:
+        port = http_port(centre)
+        anna = centre.party("anna")
+        carl = centre.party("carl")
+        citizen = centre.party("citizen", register=False)
+        centre.feature(anna, "*20", "Available")
+        c1 = centre.dial(citizen, "70101010")
+        centre.pump(lambda: bool(anna.incoming) and answered(anna.incoming[0]) and answered(c1), 10)
+        carl_token = token(port, "carl", "secret-pass-1")
+        anna_token = token(port, "anna", "secret-pass-1")
+        # An agent may not listen in.
+        try:
+            api(port, "/api/listen", anna_token, {"target": "bo"})
+            raise AssertionError("an agent was allowed to listen in")
+        except urllib.error.HTTPError as e:
+            assert e.code == 403, e.code
+        api(port, "/api/listen", carl_token, {"target": "anna"})
+        assert centre.pump(lambda: bool(carl.incoming) and answered(carl.incoming[0]), 10), centre.kald.text()
+        assert "Medlyt" in carl.incoming[0].remote, carl.incoming[0].remote
+        centre.wait(2.5)
+        both = (tone_energy(carl.incoming[0].path, TONES["citizen"]), tone_energy(carl.incoming[0].path, TONES["anna"]))
+        leaks = (tone_energy(c1.path, TONES["carl"]), tone_energy(anna.incoming[0].path, TONES["carl"]))
+        measured(f"listening in via the API: carl hears citizen {both[0]:.2f} + anna {both[1]:.2f}; "
+                 f"heard by citizen {leaks[0]:.3f}, anna {leaks[1]:.3f}")
+        assert both[0] > 0.15 and both[1] > 0.15, both
+        assert leaks[0] < 0.02 and leaks[1] < 0.02, leaks
+        anna_status = next(a for a in api(port, "/api/agents", carl_token) if a["login"] == "anna")
+        assert anna_status["listeners"] == ["carl"], anna_status
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/listen", method="DELETE",
+            headers={"Authorization": f"Bearer {carl_token}"}), timeout=5)
+        assert centre.pump(lambda: carl.incoming[0].disconnected, 5), "the listening leg stayed up"
+        centre.hang_up(c1)
+        centre.kald.stop()
+        with sqlite3.connect(tmp_path / "data" / "kald.db") as con:
+            events = [r[0] for r in con.execute("SELECT event FROM queue_events WHERE event LIKE 'LISTEN%' ORDER BY id")]
+        assert events == ["LISTENSTART", "LISTENEND"], events
     finally:
         centre.close()

@@ -156,8 +156,6 @@ pub(crate) struct Calls {
     pub(crate) centre: CentreState,
     /// Listening-in calls waiting for their confirmation prompt to end, and the leg to hear.
     pub(crate) pending_listen: HashMap<CallId, LegId>,
-    /// Whether listening in needs the agent's consent first (the policy's choice).
-    pub(crate) listen_needs_consent: bool,
     /// The store writer.
     pub(crate) records: Records,
     /// Where calls out go (the carrier's SBC), if a trunk names one.
@@ -178,7 +176,6 @@ pub(crate) struct CallSettings {
     pub(crate) overload: OverloadAction,
     pub(crate) ring: Duration,
     pub(crate) centre: crate::config::Centre,
-    pub(crate) listen_needs_consent: bool,
     pub(crate) outbound: Option<SocketAddr>,
     pub(crate) transfer_allowlist: Vec<String>,
     pub(crate) recordings: crate::recording::Recordings,
@@ -210,7 +207,6 @@ impl Calls {
                 ..CentreState::default()
             },
             pending_listen: HashMap::new(),
-            listen_needs_consent: settings.listen_needs_consent,
             records,
             outbound: settings.outbound,
             transfer_allowlist: settings.transfer_allowlist,

@@ -1355,9 +1355,27 @@ impl Calls {
             tracing::info!(%listener, "listening in refused: not a team leader or coach");
             return Err("agent-not-allowed");
         }
-        if self.listen_needs_consent {
-            tracing::info!(%listener, "listening in refused: the policy requires the agent's consent, which only the agent page can give");
-            return Err("agent-not-allowed");
+        let policy_role = match role {
+            Role::TeamLeader => kald_recordings::Role::TeamLeader,
+            Role::Coach => kald_recordings::Role::Coach,
+            Role::Agent => kald_recordings::Role::Agent,
+        };
+        match self
+            .recordings
+            .policy
+            .access(policy_role, kald_recordings::Permission::ListenIn)
+        {
+            kald_recordings::Access::Allowed => {}
+            kald_recordings::Access::WithAgentConsent => {
+                // The agent page has no consent button for live listening yet: refuse
+                // rather than listen without the consent the policy asks for.
+                tracing::info!(%listener, "listening in refused: the policy requires the agent's consent first");
+                return Err("agent-not-allowed");
+            }
+            _ => {
+                tracing::info!(%listener, "listening in refused by the policy");
+                return Err("agent-not-allowed");
+            }
         }
         let Some(target) = self.centre.directory.find(who).map(|a| a.login.clone()) else {
             return Err("agent-not-found");

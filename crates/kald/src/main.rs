@@ -213,7 +213,6 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             overload: config.overload,
             ring: config.ring,
             centre: config.centre.clone(),
-            listen_needs_consent: false,
             outbound: config.outbound,
             transfer_allowlist: config.transfer_allowlist.clone(),
             recordings: recording::Recordings::new(
