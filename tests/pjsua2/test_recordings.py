@@ -203,6 +203,60 @@ def test_a_full_disk_stops_recording_with_an_alarm_and_the_call_goes_on(peer, tm
         subprocess.run(["umount", str(rec)], check=False)
 
 
+def test_a_message_left_by_the_caller_is_recorded_on_the_left(peer, tmp_path, measured):
+    import wave
+
+    flow = tmp_path / "message.toml"
+    flow.write_text("""
+description = "e2e: leave a message"
+start = "notice"
+transfer_allowlist = []
+
+[nodes.notice]
+kind = "play"
+prompt = "welcome"
+notice = "message"
+next = "message"
+
+[nodes.message]
+kind = "message"
+team = "sygedagpenge"
+max_length = "4s"
+next = "bye"
+
+[nodes.bye]
+kind = "hangup"
+prompt = "goodbye"
+""")
+    centre = Centre(peer, tmp_path, flow=flow)
+    try:
+        citizen = centre.party("citizen", register=False)
+        c1 = centre.dial(citizen, "70101010")
+        assert centre.pump(lambda: c1.disconnected, 20), "kald did not end the call after the message"
+        closed = centre.kald.wait_for("recording closed", 10)
+        files = recording_files(centre)
+        assert len(files) == 1, files
+        wav = tmp_path / "message.wav"
+        out = subprocess.run(
+            [str(KALD_BIN), "recording", "export", str(files[0]), "--out", str(wav),
+             "--keys", str(tmp_path / "keys" / "recordings.key")], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        with wave.open(str(wav), "rb") as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64).reshape(-1, 2)
+        left = channel_energy(x[:, 0], TONES["citizen"])
+        right_rms = float(np.sqrt(np.mean(x[:, 1] ** 2)))
+        measured(f"message: {len(x) / 8000:.2f} s recorded, left 440 Hz {left:.2f}, right rms {right_rms:.1f}")
+        assert 3.5 <= len(x) / 8000 <= 4.6, len(x) / 8000
+        assert left > 0.8 and right_rms < 1.0, (left, right_rms)
+        centre.kald.stop()
+        with db(centre) as con:
+            kind, consent, queue, state = con.execute("SELECT kind, consent, queue, state FROM recordings").fetchone()
+        assert (kind, bool(consent), queue, state) == ("message", False, "sygedagpenge", "closed")
+        assert closed.get("duration_ms", 0) >= 3500
+    finally:
+        centre.close()
+
+
 def test_after_kill_9_every_recording_is_intact_and_catalogued(peer, tmp_path, measured):
     # Last in the session: the killed kald never answers the BYEs of its calls, so their
     # PJSIP call slots stay taken until PJSIP gives up (32 s).

@@ -565,6 +565,27 @@ impl Engine {
         Some(RecordingId(index))
     }
 
+    /// Record one stream alone (a caller's spoken message): what it receives on the left
+    /// (citizen) channel, silence on the right, from `now` on.
+    pub fn record_one(&mut self, now: Instant, citizen: StreamId) -> Option<RecordingId> {
+        self.stream(citizen)?;
+        let index = match self.recordings.iter().position(Option::is_none) {
+            Some(i) => {
+                self.recordings[i] = Some(Recorder::new(now));
+                i
+            }
+            None => {
+                self.recordings.push(Some(Recorder::new(now)));
+                self.recordings.len() - 1
+            }
+        };
+        let index = u32::try_from(index).ok()?;
+        if let Some(s) = self.stream_mut(citizen) {
+            s.recording = Some((index, Channel::Citizen));
+        }
+        Some(RecordingId(index))
+    }
+
     /// The next finished 20 ms stereo frame of any recording, if one is due at `now`.
     pub fn poll_recording(&mut self, now: Instant) -> Option<(RecordingId, Frame)> {
         self.recordings.iter_mut().enumerate().find_map(|(i, r)| {

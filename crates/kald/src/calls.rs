@@ -657,8 +657,12 @@ impl Calls {
                         ctx.ivr.handle(now, &wall, Input::PromptFinished);
                     }
                 },
-                Action::StopPlayback | Action::StopRecording => {
+                Action::StopPlayback => {
                     self.media.send(Command::Stop { leg });
+                }
+                Action::StopRecording => {
+                    self.media.send(Command::Stop { leg });
+                    self.stop_recording(call, false);
                 }
                 Action::LeaveQueue => {
                     self.media.send(Command::Stop { leg });
@@ -699,7 +703,8 @@ impl Calls {
                     }
                 }
                 Action::RecordMessage { team, .. } => {
-                    tracing::warn!(call = %call, %team, "voice messages are not stored yet (recordings issue)");
+                    tracing::info!(call = %call, %team, "recording a message");
+                    self.record_message(call, &team);
                 }
                 Action::Hangup => endpoint.hangup(now, call),
                 _ => {}

@@ -74,7 +74,8 @@ pub(crate) enum Command {
     Record {
         rec: RecKey,
         citizen: LegId,
-        agent: LegId,
+        /// `None`: the caller alone (a message; the right channel stays silent).
+        agent: Option<LegId>,
         path: std::path::PathBuf,
     },
     /// Stop a recording: close it, or (`discard`, consent withdrawn) delete it.
@@ -429,11 +430,21 @@ fn recording_command(
             path,
         } => {
             let r = recorder?;
-            let (Some(c), Some(a)) = (legs.get(citizen), legs.get(agent)) else {
-                tracing::warn!("recording not started: a leg is gone");
+            let Some(c) = legs.get(citizen) else {
+                tracing::warn!("recording not started: the caller's leg is gone");
                 return Some(false);
             };
-            let Some(id) = engine.record(now, c.stream, a.stream) else {
+            let id = match agent {
+                Some(agent) => {
+                    let Some(a) = legs.get(agent) else {
+                        tracing::warn!("recording not started: the agent's leg is gone");
+                        return Some(false);
+                    };
+                    engine.record(now, c.stream, a.stream)
+                }
+                None => engine.record_one(now, c.stream),
+            };
+            let Some(id) = id else {
                 return Some(false);
             };
             r.send(RecCmd::Start {

@@ -23,6 +23,7 @@ struct Active {
     key: RecKey,
     id: String,
     started: Timestamp,
+    message: bool,
 }
 
 /// The recordings part of the call handling.
@@ -36,7 +37,7 @@ pub(crate) struct Recordings {
     next: u64,
     active: HashMap<CallId, Active>,
     /// Recordings stopped but not yet reported closed by the writer.
-    closing: HashMap<RecKey, (String, CallId, Timestamp)>,
+    closing: HashMap<RecKey, (String, CallId, Timestamp, bool)>,
     /// The policy file's modification time when last read.
     pub(crate) policy_stamp: Option<std::time::SystemTime>,
     /// The id of the key new recordings are sealed with.
@@ -78,16 +79,36 @@ fn new_id() -> Option<String> {
 impl Calls {
     /// The citizen now talks to an agent over `agent_leg`: record if they consented.
     pub(crate) fn maybe_record(&mut self, citizen: CallId, agent_leg: CallId, agent: &str) {
-        if !self.recordings.enabled || self.recordings.active.contains_key(&citizen) {
+        let Some(a_leg) = self.leg_of(agent_leg) else {
             return;
-        }
-        let (Some(ctx), Some(a_leg)) = (self.calls.get(&citizen), self.leg_of(agent_leg)) else {
+        };
+        let Some(ctx) = self.calls.get(&citizen) else {
             return;
         };
         let consent = ctx.outcome().consent;
         if consent != Some(kald_ivr::Consent::Yes) || ctx.consent_withdrawn.is_some() {
             return;
         }
+        self.start_recording(citizen, Some((a_leg, agent)));
+    }
+
+    /// The flow's `message` node: record what the caller says (after its own notice), on the
+    /// left channel, kept under the policy's rules for messages.
+    pub(crate) fn record_message(&mut self, citizen: CallId, team: &str) {
+        if let Some(ctx) = self.calls.get_mut(&citizen) {
+            ctx.queue_name.get_or_insert_with(|| team.to_owned());
+        }
+        self.start_recording(citizen, None);
+    }
+
+    fn start_recording(&mut self, citizen: CallId, agent: Option<(crate::media::LegId, &str)>) {
+        if !self.recordings.enabled || self.recordings.active.contains_key(&citizen) {
+            return;
+        }
+        let Some(ctx) = self.calls.get(&citizen) else {
+            return;
+        };
+        let message = agent.is_none();
         let now = self.clock.now();
         let Some(id) = new_id() else {
             tracing::error!(call = %citizen, "no OS randomness for a recording id; not recording");
@@ -103,10 +124,11 @@ impl Calls {
                 call: citizen,
                 file: rel.to_string_lossy().into_owned(),
                 started: now.timestamp(),
-                agent: Some(agent.to_owned()),
+                agent: agent.map(|(_, a)| a.to_owned()),
                 queue: ctx.queue_name.clone(),
                 topic: ctx.topic.clone(),
-                consent: true,
+                consent: !message,
+                message,
                 cpr: ctx.outcome().cpr.clone(),
                 key_id: self.recordings.key_id,
             },
@@ -114,16 +136,17 @@ impl Calls {
         self.media.send(Command::Record {
             rec: key,
             citizen: ctx.leg,
-            agent: a_leg,
+            agent: agent.map(|(l, _)| l),
             path,
         });
-        tracing::info!(call = %citizen, recording = %id, "recording started");
+        tracing::info!(call = %citizen, recording = %id, message, "recording started");
         self.recordings.active.insert(
             citizen,
             Active {
                 key,
                 id,
                 started: now.timestamp(),
+                message,
             },
         );
     }
@@ -140,7 +163,7 @@ impl Calls {
         tracing::info!(call = %citizen, recording = %a.id, discard, "recording stopped");
         self.recordings
             .closing
-            .insert(a.key, (a.id, citizen, a.started));
+            .insert(a.key, (a.id, citizen, a.started, a.message));
     }
 
     /// The citizen (or the agent on their behalf) withdrew consent during the call: stop at
@@ -197,10 +220,11 @@ impl Calls {
     pub(crate) fn recording_report(&mut self, report: RecReport) {
         match report {
             RecReport::Finished { key, finished } => {
-                let Some((id, call, started)) = self.recordings.closing.remove(&key) else {
+                let Some((id, call, started, message)) = self.recordings.closing.remove(&key)
+                else {
                     return;
                 };
-                self.recording_closed(id, call, started, &finished);
+                self.recording_closed(id, call, started, message, &finished);
             }
             RecReport::Failed {
                 key,
@@ -216,14 +240,14 @@ impl Calls {
                         .find(|(_, a)| a.key == key)
                         .map(|(c, _)| *c)?;
                     let a = self.recordings.active.remove(&call)?;
-                    Some((a.id, call, a.started))
+                    Some((a.id, call, a.started, a.message))
                 });
-                if let Some((id, call, started)) = entry {
+                if let Some((id, call, started, message)) = entry {
                     tracing::error!(call = %call, recording = %id, %error, "recording failed");
                     let ended = started
                         .checked_add(jiff::SignedDuration::try_from(duration).unwrap_or_default())
                         .unwrap_or(started);
-                    let until = self.retention_until(ended);
+                    let until = self.retention_until(ended, message);
                     self.records.send(StoreOp::RecordingTruncated {
                         id,
                         ended,
@@ -239,11 +263,18 @@ impl Calls {
         }
     }
 
-    fn recording_closed(&mut self, id: String, call: CallId, started: Timestamp, f: &Finished) {
+    fn recording_closed(
+        &mut self,
+        id: String,
+        call: CallId,
+        started: Timestamp,
+        message: bool,
+        f: &Finished,
+    ) {
         let ended = started
             .checked_add(jiff::SignedDuration::try_from(f.duration).unwrap_or_default())
             .unwrap_or(started);
-        let until = self.retention_until(ended);
+        let until = self.retention_until(ended, message);
         tracing::info!(call = %call, recording = %id, duration_ms = f.duration.as_millis() as u64, "recording closed");
         self.recordings_written += 1;
         self.records.send(StoreOp::RecordingClosed {
@@ -255,12 +286,11 @@ impl Calls {
         });
     }
 
-    /// The deadline of a recording that ended at `ended`, by the policy.
-    fn retention_until(&self, ended: Timestamp) -> Timestamp {
-        self.recordings
-            .policy
-            .retention
-            .recordings
+    /// The deadline of a recording (or a message) that ended at `ended`, by the policy.
+    fn retention_until(&self, ended: Timestamp, message: bool) -> Timestamp {
+        let r = &self.recordings.policy.retention;
+        let period = if message { &r.messages } else { &r.recordings };
+        period
             .deadline(ended, self.clock.now().time_zone())
             .unwrap_or(ended)
     }

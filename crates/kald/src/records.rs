@@ -76,6 +76,8 @@ pub(crate) struct RecordingLog {
     pub(crate) queue: Option<String>,
     pub(crate) topic: Option<String>,
     pub(crate) consent: bool,
+    /// A caller's message (not a call with an agent).
+    pub(crate) message: bool,
     pub(crate) cpr: Option<kald_core::Cpr>,
     /// The recordings key that seals the file.
     pub(crate) key_id: u8,
@@ -463,7 +465,11 @@ async fn write_one(
                 .insert_recording(&kald_store::NewRecording {
                     id: r.id.clone(),
                     call_id: r.call.to_string(),
-                    kind: kald_store::RecordingKind::Call,
+                    kind: if r.message {
+                        kald_store::RecordingKind::Message
+                    } else {
+                        kald_store::RecordingKind::Call
+                    },
                     file: r.file.clone(),
                     key_id: u32::from(r.key_id),
                     started: r.started,

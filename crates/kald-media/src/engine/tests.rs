@@ -448,6 +448,34 @@ fn a_bridged_call_is_recorded_citizen_left_agent_right_in_time() {
     assert!(sim.engine.poll_recording(sim.now).is_none());
 }
 
+#[test]
+fn a_message_is_recorded_on_the_left_with_silence_on_the_right() {
+    let mut sim = Sim::new();
+    let citizen = sim.engine.add(sim.now, params(Codec::Pcmu, None), 1, 0, 0);
+    let rec = sim.engine.record_one(sim.now, citizen).unwrap();
+    let tone: Vec<i16> = sine(700.0, 160);
+    for n in 0..100u16 {
+        sim.run_until(Duration::from_millis(20 * u64::from(n)));
+        sim.feed(
+            citizen,
+            PEER,
+            &audio(Codec::Pcmu, n, 160 * u32::from(n), &tone),
+        );
+    }
+    sim.run_until(Duration::from_millis(2000));
+    let rest: Vec<_> = sim.engine.stop_recording(sim.now, rec).unwrap().collect();
+    let frames: Vec<_> = sim.frames.iter().chain(rest.iter()).collect();
+    assert!(frames.len() >= 95, "about 2 s: {} frames", frames.len());
+    let loud = |c: Channel| {
+        frames
+            .iter()
+            .filter(|f| f.channel(c).map(|s| i64::from(s).abs()).sum::<i64>() / 160 > 1000)
+            .count()
+    };
+    assert!(loud(Channel::Citizen) >= 90, "the caller is on the left");
+    assert_eq!(loud(Channel::Agent), 0, "the right channel is silent");
+}
+
 // ---- Listening in (medlyt) ----
 
 const AGENT: &str = "127.0.0.1:40002";
