@@ -11,6 +11,8 @@
 //! - [`policy`]: `recordings-policy/policy.toml` — retention periods, the consent and
 //!   withdrawal keys, and what each [`Role`] may do — checked with `file:line:col`
 //!   [`Diagnostic`]s.
+//! - [`access`]: access requests (aktindsigt, GDPR art. 15): deadlines in working days or
+//!   months, reminders, review decisions per item ([`access::Decision`]) and the archive's index.
 //! - [`retention`]: [`sweep`] decides, for a pinned time, what to delete, what to keep despite
 //!   its deadline (holds, recordings waiting for the journal), and which tombstones to purge.
 //!
@@ -31,12 +33,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod diag;
 pub mod format;
 pub mod keys;
 pub mod policy;
 pub mod retention;
 
+pub use access::{
+    index_text, AccessError, AccessRequest, AccessRequestId, DeadlineParams, DecisionError,
+    Extension, FoundItem, FoundKind, Law, MissingDecision, Reminder, ReminderKind, RequestState,
+};
 pub use diag::{Diagnostic, Severity};
 pub use format::{
     export_wav, export_wav_muted, reencrypt, ChunkReader, ChunkWriter, Ending, ExportInfo,
