@@ -33,6 +33,13 @@
 //! statement). Deletion leaves a [`Tombstone`] with the CPR's look-up hash, never the sealed
 //! number; [`Store::withdraw_consent`] deletes a call's recordings without tombstones.
 //!
+//! # Audit log
+//!
+//! `audit_log` (see the [`audit`] module for the chain, its encoding and the anchor, [`Store::append_audit`] and [`Store::verify_audit`])
+//! is a hash chain of audited actions (who, when, what, why; a citizen by CPR look-up hash
+//! only). The store has no method to alter or delete a row, except the retention purge of the
+//! oldest rows ([`Store::purge_audit_before`]), which moves the chain's anchor.
+//!
 //! This crate does I/O (it is the only crate with a database); its methods are `async` and run
 //! on tokio.
 
@@ -205,8 +212,12 @@ macro_rules! on_pool {
     };
 }
 
+pub mod audit;
 mod recordings;
 
+pub use audit::{
+    AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, AUDIT_PAGE, GENESIS,
+};
 pub use recordings::DELETE_BATCH;
 
 /// The database of agents, queue events, calls and recordings; cheap to clone (a pool and shared keys).

@@ -156,6 +156,8 @@ impl TestDb {
                     "recordings",
                     "holds",
                     "tombstones",
+                    "audit_log",
+                    "audit_anchor",
                     "_sqlx_migrations",
                 ] {
                     let rows = sqlx::query(&format!("SELECT t::text FROM {table} t"))
@@ -230,6 +232,12 @@ on_both!(
     purge_tombstones_respects_holds,
     hold_listing_and_lifting,
     recordings_survive_restart_and_key_rotation,
+    audit_append_and_verify,
+    audit_filters,
+    audit_edited_row_is_detected,
+    audit_deleted_middle_row_is_detected,
+    audit_chain_ok,
+    audit_purge_keeps_the_chain_verifiable,
 );
 
 fn anna() -> AgentRow {
@@ -656,6 +664,23 @@ async fn cpr_never_stored_in_clear(db: &TestDb) {
     store.withdraw_consent("c-x2", at(400)).await.unwrap();
     assert_eq!(store.tombstones_by_cpr(&cpr()).await.unwrap().len(), 49);
     let hash = keys().lookup_hash(&cpr());
+    // Audited actions about the citizen, with a purge so the anchor holds a row too.
+    for (i, action) in ["search-cpr", "listen", "correct-cpr", "export"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .append_audit(
+                &AuditEntry::new(at(500 + i as i64), "ro", "records-officer", *action, "r-x3")
+                    .with_reason("access request 2026-17")
+                    .with_cpr_hash(store.cpr_lookup_hash(&cpr())),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.purge_audit_before(at(501)).await.unwrap(), 1);
+    assert_eq!(store.audit_by_cpr(&cpr()).await.unwrap().len(), 3);
+    assert!(store.verify_audit().await.unwrap().is_intact());
 
     let dump = db.dump().await;
     let contains = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
@@ -667,6 +692,10 @@ async fn cpr_never_stored_in_clear(db: &TestDb) {
     assert!(
         contains(b"2026/01/r-x49.kre") && contains(b"access request") && contains(b"m-x49"),
         "the dump does not contain the recordings, holds and tombstones"
+    );
+    assert!(
+        contains(b"correct-cpr") && contains(b"access request 2026-17"),
+        "the dump does not contain the audit log"
     );
     let hash_hex = format!(
         "\\x{}",
@@ -1841,4 +1870,506 @@ async fn sqlite_deletes_100k_recordings() {
         swept.as_secs_f64() * 1e6 / N as f64
     );
     db.cleanup().await;
+}
+
+// --- audit log ---------------------------------------------------------------------------
+
+/// The `n`th test entry: actions, actors and targets vary; every third is about the test
+/// citizen, every fourth has a reason.
+fn audit_entry(store: &Store, n: i64) -> AuditEntry {
+    let actions = ["listen", "download", "export", "hold", "search-cpr"];
+    let mut entry = AuditEntry::new(
+        at(n),
+        if n % 2 == 0 { "anna" } else { "bo" },
+        "records-officer",
+        actions[(n % 5) as usize],
+        format!("r-{}", n % 7),
+    );
+    if n % 3 == 0 {
+        entry = entry.with_cpr_hash(store.cpr_lookup_hash(&cpr()));
+    }
+    if n % 4 == 0 {
+        entry = entry.with_reason(format!("reason {n}"));
+    }
+    entry
+}
+
+/// Appends entries `from..to` (see [`audit_entry`]); returns their ids.
+async fn append_entries(store: &Store, from: i64, to: i64) -> Vec<i64> {
+    let mut ids = vec![];
+    for n in from..to {
+        ids.push(store.append_audit(&audit_entry(store, n)).await.unwrap());
+    }
+    ids
+}
+
+/// Runs one SQL statement directly on the store's database (to tamper with it).
+async fn raw_sql(store: &Store, sql: &str) -> u64 {
+    on_pool!(store, |pool| sqlx::query(sql)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected())
+}
+
+async fn audit_append_and_verify(db: &TestDb) {
+    let store = &db.store;
+    // An empty log is intact.
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Intact {
+            entries: 0,
+            first_id: None,
+            last_id: None,
+            head: GENESIS
+        }
+    );
+    let ids = append_entries(store, 0, 25).await;
+    assert_eq!(ids, (1..=25).collect::<Vec<i64>>());
+    let rows = store.audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 25);
+    // The chain as documented: the first row follows GENESIS, each the one before.
+    let mut prev = GENESIS;
+    for (n, row) in rows.iter().enumerate() {
+        assert_eq!(row.entry, audit_entry(store, n as i64));
+        assert_eq!(row.prev_hash, prev);
+        assert_eq!(row.hash, row.entry.chain_hash(row.id, &prev));
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut hasher, prev);
+        sha2::Digest::update(&mut hasher, row.entry.canonical_bytes(row.id));
+        assert_eq!(row.hash, <[u8; 32]>::from(sha2::Digest::finalize(hasher)));
+        prev = row.hash;
+    }
+    let intact = AuditVerification::Intact {
+        entries: 25,
+        first_id: Some(1),
+        last_id: Some(25),
+        head: prev,
+    };
+    assert_eq!(store.verify_audit().await.unwrap(), intact);
+    // Paged in small pages (one page boundary falls on the last row) the answer is the same.
+    for page in [1, 2, 5, 7, 25, 26] {
+        assert_eq!(store.verify_audit_paged(page).await.unwrap(), intact);
+    }
+    // After a restart the chain goes on.
+    let reopened = db.reopen(keys()).await;
+    assert_eq!(
+        reopened
+            .append_audit(&audit_entry(store, 25))
+            .await
+            .unwrap(),
+        26
+    );
+    assert!(reopened.verify_audit().await.unwrap().is_intact());
+    reopened.close().await;
+}
+
+#[test]
+fn audit_encoding_is_unambiguous() {
+    let base = AuditEntry::new(at(0), "ab", "c", "listen", "r-1");
+    // Moving a byte from one field to the next changes the encoding.
+    let shifted = AuditEntry::new(at(0), "a", "bc", "listen", "r-1");
+    assert_ne!(base.canonical_bytes(1), shifted.canonical_bytes(1));
+    // No reason differs from an empty reason; the id counts.
+    assert_ne!(
+        base.canonical_bytes(1),
+        base.clone().with_reason("").canonical_bytes(1)
+    );
+    assert_ne!(base.canonical_bytes(1), base.canonical_bytes(2));
+    // The documented layout, byte for byte.
+    let mut expected = b"kald-audit-v1".to_vec();
+    expected.extend(1i64.to_be_bytes());
+    expected.extend(micros(at(0)).to_be_bytes());
+    for field in ["ab", "c", "listen", "r-1"] {
+        expected.extend((field.len() as u64).to_be_bytes());
+        expected.extend(field.as_bytes());
+    }
+    expected.extend([1]);
+    expected.extend(4u64.to_be_bytes());
+    expected.extend(b"why?");
+    expected.extend([1]);
+    expected.extend(32u64.to_be_bytes());
+    expected.extend([7; 32]);
+    assert_eq!(
+        base.clone()
+            .with_reason("why?")
+            .with_cpr_hash([7; 32])
+            .canonical_bytes(1),
+        expected
+    );
+    let mut none = base.canonical_bytes(1);
+    assert_eq!(none.split_off(none.len() - 2), [0, 0]);
+}
+
+async fn audit_filters(db: &TestDb) {
+    let store = &db.store;
+    append_entries(store, 0, 30).await;
+    let ids = |rows: Vec<AuditRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let expect = |pred: &dyn Fn(i64) -> bool| -> Vec<i64> {
+        (0..30).filter(|n| pred(*n)).map(|n| n + 1).collect()
+    };
+    let filter = |f: AuditFilter| async move { ids(store.audit(&f).await.unwrap()) };
+    assert_eq!(
+        filter(AuditFilter {
+            from: Some(at(5)),
+            to: Some(at(12)),
+            ..Default::default()
+        })
+        .await,
+        expect(&|n| (5..12).contains(&n))
+    );
+    assert_eq!(
+        filter(AuditFilter {
+            actor: Some("bo".into()),
+            ..Default::default()
+        })
+        .await,
+        expect(&|n| n % 2 == 1)
+    );
+    assert_eq!(
+        filter(AuditFilter {
+            action: Some("export".into()),
+            actor: Some("anna".into()),
+            ..Default::default()
+        })
+        .await,
+        expect(&|n| n % 5 == 2 && n % 2 == 0)
+    );
+    assert_eq!(
+        filter(AuditFilter {
+            target: Some("r-3".into()),
+            ..Default::default()
+        })
+        .await,
+        expect(&|n| n % 7 == 3)
+    );
+    let by_cpr = expect(&|n| n % 3 == 0);
+    assert_eq!(
+        filter(AuditFilter {
+            cpr_hash: Some(keys().lookup_hash(&cpr())),
+            ..Default::default()
+        })
+        .await,
+        by_cpr
+    );
+    assert_eq!(ids(store.audit_by_cpr(&cpr()).await.unwrap()), by_cpr);
+    assert_eq!(
+        store
+            .audit_by_cpr(&Cpr::parse(OTHER_CPR).unwrap())
+            .await
+            .unwrap(),
+        []
+    );
+    // Paging: a limit, then on after the last id.
+    assert_eq!(
+        filter(AuditFilter {
+            limit: Some(4),
+            ..Default::default()
+        })
+        .await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        filter(AuditFilter {
+            after_id: Some(4),
+            limit: Some(3),
+            actor: Some("anna".into()),
+            ..Default::default()
+        })
+        .await,
+        [5, 7, 9]
+    );
+    assert_eq!(
+        filter(AuditFilter {
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+}
+
+async fn audit_edited_row_is_detected(db: &TestDb) {
+    let store = &db.store;
+    append_entries(store, 0, 15).await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    let broken = |id, problem, intact| AuditVerification::Broken {
+        id,
+        problem,
+        intact,
+    };
+
+    // The action of entry 4 changed: its hash no longer matches.
+    assert_eq!(
+        raw_sql(store, "UPDATE audit_log SET action = 'erase' WHERE id = 4").await,
+        1
+    );
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        broken(4, AuditProblem::HashMismatch, 3)
+    );
+    // Found in any page size.
+    assert_eq!(
+        store.verify_audit_paged(3).await.unwrap(),
+        broken(4, AuditProblem::HashMismatch, 3)
+    );
+    // Put back, the chain is whole again.
+    raw_sql(store, "UPDATE audit_log SET action = 'hold' WHERE id = 4").await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+
+    // Each hashed column, edited, is found.
+    for (column, value) in [
+        ("actor", "'mallory'"),
+        ("role", "'admin'"),
+        ("target", "'r-99'"),
+        ("reason", "'other'"),
+        ("reason", "NULL"),
+        ("cpr_hash", "NULL"),
+        ("at_us", "at_us + 1"),
+    ] {
+        // Entry 12 (id 13) has a reason and a citizen.
+        let original: Row6 = read_row(store, 13).await;
+        assert_eq!(
+            raw_sql(
+                store,
+                &format!("UPDATE audit_log SET {column} = {value} WHERE id = 13"),
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            store.verify_audit().await.unwrap(),
+            broken(13, AuditProblem::HashMismatch, 12),
+            "{column} = {value}"
+        );
+        write_row(store, 13, &original).await;
+        assert!(store.verify_audit().await.unwrap().is_intact());
+    }
+
+    // The actor of entry 6 changed and its hash recomputed: entry 7's link breaks.
+    let rows = store.audit(&AuditFilter::default()).await.unwrap();
+    let mut forged = rows[5].entry.clone();
+    forged.actor = "mallory".into();
+    let hash = forged.chain_hash(6, &rows[5].prev_hash);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let set_hash = match store.backend() {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    };
+    raw_sql(
+        store,
+        &format!("UPDATE audit_log SET actor = 'mallory', hash = {set_hash} WHERE id = 6"),
+    )
+    .await;
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        broken(7, AuditProblem::PrevMismatch, 6)
+    );
+}
+
+/// The editable columns of an audit row, to put back after tampering.
+type Row6 = (String, String, String, Option<String>, Option<Vec<u8>>, i64);
+
+async fn read_row(store: &Store, id: i64) -> Row6 {
+    on_pool!(store, |pool| sqlx::query_as(
+        "SELECT actor, role, target, reason, cpr_hash, at_us FROM audit_log WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap())
+}
+
+async fn write_row(store: &Store, id: i64, row: &Row6) {
+    on_pool!(store, |pool| sqlx::query(
+        "UPDATE audit_log SET actor = $2, role = $3, target = $4, reason = $5, cpr_hash = $6, \
+         at_us = $7 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(&row.0)
+    .bind(&row.1)
+    .bind(&row.2)
+    .bind(&row.3)
+    .bind(&row.4)
+    .bind(row.5)
+    .execute(pool)
+    .await
+    .unwrap()
+    .rows_affected());
+}
+
+async fn audit_deleted_middle_row_is_detected(db: &TestDb) {
+    let store = &db.store;
+    append_entries(store, 0, 10).await;
+    assert_eq!(
+        raw_sql(store, "DELETE FROM audit_log WHERE id = 5").await,
+        1
+    );
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Broken {
+            id: 6,
+            problem: AuditProblem::Gap { expected: 5 },
+            intact: 4
+        }
+    );
+    // Deleting the first row is a gap too (the chain starts at id 1 without an anchor).
+    raw_sql(store, "DELETE FROM audit_log WHERE id = 1").await;
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Broken {
+            id: 2,
+            problem: AuditProblem::Gap { expected: 1 },
+            intact: 0
+        }
+    );
+}
+
+async fn audit_chain_ok(db: &TestDb) {
+    let store = &db.store;
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut ids = vec![];
+                for i in 0..50 {
+                    let entry = AuditEntry::new(
+                        at(i),
+                        format!("task-{t}"),
+                        "agent",
+                        "listen",
+                        format!("r-{t}-{i}"),
+                    );
+                    ids.push(store.append_audit(&entry).await.unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=400).collect::<Vec<i64>>());
+    match store.verify_audit().await.unwrap() {
+        AuditVerification::Intact {
+            entries,
+            first_id,
+            last_id,
+            ..
+        } => assert_eq!((entries, first_id, last_id), (400, Some(1), Some(400))),
+        broken => panic!("the chain forked: {broken:?}"),
+    }
+    for t in 0..8 {
+        let rows = store
+            .audit(&AuditFilter {
+                actor: Some(format!("task-{t}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let targets: Vec<String> = rows.into_iter().map(|r| r.entry.target).collect();
+        assert_eq!(
+            targets,
+            (0..50).map(|i| format!("r-{t}-{i}")).collect::<Vec<_>>()
+        );
+    }
+}
+
+async fn audit_purge_keeps_the_chain_verifiable(db: &TestDb) {
+    let store = &db.store;
+    append_entries(store, 0, 20).await;
+    assert_eq!(store.purge_audit_before(at(0)).await.unwrap(), 0);
+    assert_eq!(store.purge_audit_before(at(5)).await.unwrap(), 5);
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Intact {
+            entries: 15,
+            first_id: Some(6),
+            last_id: Some(20),
+            head: store.audit(&AuditFilter::default()).await.unwrap()[14].hash,
+        }
+    );
+    // A purge again with the same cut-off removes nothing.
+    assert_eq!(store.purge_audit_before(at(5)).await.unwrap(), 0);
+    // Removing the first remaining row by hand is found against the anchor.
+    let first = read_row(store, 6).await;
+    let rows = store.audit(&AuditFilter::default()).await.unwrap();
+    raw_sql(store, "DELETE FROM audit_log WHERE id = 6").await;
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Broken {
+            id: 7,
+            problem: AuditProblem::Gap { expected: 6 },
+            intact: 0
+        }
+    );
+    // Put back (same id, hashes as stored), intact again.
+    on_pool!(store, |pool| sqlx::query(
+        "INSERT INTO audit_log (id, at_us, actor, role, action, target, reason, cpr_hash, \
+         prev_hash, hash) VALUES (6, $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )
+    .bind(first.5)
+    .bind(&first.0)
+    .bind(&first.1)
+    .bind(&rows[0].entry.action)
+    .bind(&first.2)
+    .bind(&first.3)
+    .bind(&first.4)
+    .bind(rows[0].prev_hash.to_vec())
+    .bind(rows[0].hash.to_vec())
+    .execute(pool)
+    .await
+    .unwrap()
+    .rows_affected());
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    // A later entry stamped before the cut-off keeps the later entries: only a prefix goes.
+    raw_sql(
+        store,
+        "UPDATE audit_log SET at_us = at_us + 100000000 WHERE id = 9",
+    )
+    .await;
+    // (This breaks the hash of id 9; it is put back after the purge.)
+    assert_eq!(store.purge_audit_before(at(12)).await.unwrap(), 3);
+    let left = store.audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(left[0].id, 9);
+    assert!(left[1].entry.at < at(12));
+    raw_sql(
+        store,
+        "UPDATE audit_log SET at_us = at_us - 100000000 WHERE id = 9",
+    )
+    .await;
+    assert!(store.verify_audit().await.unwrap().is_intact());
+    // Everything purged: the chain goes on from the anchor.
+    assert_eq!(store.purge_audit_before(at(1_000)).await.unwrap(), 12);
+    let anchor_head = match store.verify_audit().await.unwrap() {
+        AuditVerification::Intact {
+            entries: 0,
+            first_id: None,
+            last_id: None,
+            head,
+        } => head,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(anchor_head, GENESIS);
+    assert_eq!(
+        store.append_audit(&audit_entry(store, 30)).await.unwrap(),
+        21
+    );
+    let row = store
+        .audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.prev_hash, anchor_head);
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::Intact {
+            entries: 1,
+            first_id: Some(21),
+            last_id: Some(21),
+            head: row.hash,
+        }
+    );
 }
