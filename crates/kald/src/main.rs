@@ -48,6 +48,45 @@ enum Command {
     /// Work with recording files.
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Check the audit log's hash chain (exit 1 if a row was altered or removed).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain and report the first broken link (the database and keys as
+    /// `kald serve` finds them: same flags and config file).
+    Verify(config::Flags),
+}
+
+/// `kald audit verify`: open the configured database and check every link.
+fn audit_verify(flags: &config::Flags) -> anyhow::Result<bool> {
+    let config = config::Config::load(flags)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (store, _) = records::open_store(&config).await?;
+        let result = store.verify_audit().await.context("cannot read the audit log")?;
+        store.close().await;
+        Ok(match result {
+            kald_store::AuditVerification::Intact {
+                entries, head, ..
+            } => {
+                let head: String = head.iter().map(|b| format!("{b:02x}")).collect();
+                println!("audit log intact: {entries} entries, head {head}");
+                true
+            }
+            kald_store::AuditVerification::Broken {
+                id, problem, intact, ..
+            } => {
+                println!("audit log BROKEN at entry {id}: {problem:?} ({intact} entries before it are intact)");
+                false
+            }
+        })
+    })
 }
 
 #[derive(Subcommand)]
@@ -152,6 +191,7 @@ fn main() -> std::process::ExitCode {
         Command::Recording(RecordingCommand::Export { file, out, keys }) => {
             recording_export(&file, &out, keys)
         }
+        Command::Audit(AuditCommand::Verify(flags)) => audit_verify(&flags),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
