@@ -213,6 +213,9 @@ def test_team_leader_listens_in_through_the_api(peer, tmp_path, measured):
         centre.kald.stop()
         with sqlite3.connect(tmp_path / "data" / "kald.db") as con:
             events = [r[0] for r in con.execute("SELECT event FROM queue_events WHERE event LIKE 'LISTEN%' ORDER BY id")]
+            audit = con.execute("SELECT actor, role, action, target FROM audit_log ORDER BY id").fetchall()
         assert events == ["LISTENSTART", "LISTENEND"], events
+        assert audit == [("carl", "team-leader", "listen-in-start", "anna"),
+                         ("carl", "team-leader", "listen-in-end", "anna")], audit
     finally:
         centre.close()

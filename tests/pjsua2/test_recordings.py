@@ -155,6 +155,8 @@ def test_withdrawal_during_the_call_deletes_the_recording(peer, tmp_path, measur
             assert con.execute("SELECT count(*) FROM tombstones").fetchone()[0] == 0
             consent, withdrawn = con.execute(
                 "SELECT consent, consent_withdrawn_us FROM calls WHERE entry_point = 'hovednummer'").fetchone()
+            audit = con.execute("SELECT actor, action FROM audit_log").fetchall()
+        assert audit == [("citizen", "consent-withdraw")], audit
         assert consent == 1 and withdrawn, (consent, withdrawn)
         _, heard = read_pcm(c1.path)
         assert len(heard) > 8000

@@ -563,7 +563,12 @@ impl Calls {
                 tracing::info!(listener = %agent, %target, "listening in started");
                 self.records
                     .send(StoreOp::QueueEvent(crate::records::listen_event(
-                        at, leg, &agent, &target, true,
+                        at,
+                        leg,
+                        &agent,
+                        self.role_name(&agent),
+                        &target,
+                        true,
                     )));
             }
             OutPurpose::Done => endpoint.hangup(now, leg),
@@ -973,7 +978,12 @@ impl Calls {
                         tracing::info!(listener = %o.agent, %target, "listening in ended");
                         self.records
                             .send(StoreOp::QueueEvent(crate::records::listen_event(
-                                at, call, &o.agent, &target, false,
+                                at,
+                                call,
+                                &o.agent,
+                                self.role_name(&o.agent),
+                                &target,
+                                false,
                             )));
                     }
                 }
@@ -995,7 +1005,12 @@ impl Calls {
                 tracing::info!(listener = %a.agent, %target, "listening in ended");
                 self.records
                     .send(StoreOp::QueueEvent(crate::records::listen_event(
-                        at, call, &a.agent, target, false,
+                        at,
+                        call,
+                        &a.agent,
+                        self.role_name(&a.agent),
+                        target,
+                        false,
                     )));
             }
             self.close_media(&a.media);
@@ -1193,7 +1208,7 @@ impl Calls {
                     .filter(|c| self.calls.contains_key(c));
                 match citizen {
                     Some(c) => {
-                        self.withdraw_consent(now, endpoint, c, "agent");
+                        self.withdraw_consent(now, endpoint, c, agent);
                         (AgentCallKind::Feature, Some("recording-stopped".to_owned()))
                     }
                     None => (AgentCallKind::Feature, Some("agent-not-found".to_owned())),
@@ -1208,7 +1223,12 @@ impl Calls {
                         tracing::info!(listener = %agent, target = %target, "listening in started");
                         self.records
                             .send(StoreOp::QueueEvent(crate::records::listen_event(
-                                at, call, agent, &target, true,
+                                at,
+                                call,
+                                agent,
+                                self.role_name(agent),
+                                &target,
+                                true,
                             )));
                         self.pending_listen.insert(call, leg);
                         (
@@ -1341,6 +1361,15 @@ impl Calls {
         tracing::info!(leg = %call, hold = n.is_hold(), "agent's re-offer answered");
         endpoint.answer_offer(now, call, answer);
         open_media(&self.media, m, &n);
+    }
+
+    /// The role of a login, as the audit log names it.
+    fn role_name(&self, login: &str) -> &'static str {
+        match self.centre.directory.find(login).map(|a| a.role) {
+            Some(Role::TeamLeader) => "team-leader",
+            Some(Role::Coach) => "coach",
+            _ => "agent",
+        }
     }
 
     /// Who `listener` may listen to on extension/login `who`, and that agent's leg.

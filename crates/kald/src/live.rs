@@ -175,7 +175,7 @@ impl Calls {
                 let Some(citizen) = citizen else {
                     return Err("no call of yours is being recorded".into());
                 };
-                self.withdraw_consent(now, endpoint, citizen, "agent");
+                self.withdraw_consent(now, endpoint, citizen, &agent);
                 return Ok(());
             }
             _ => return Err("not supported".into()),

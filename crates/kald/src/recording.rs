@@ -139,7 +139,7 @@ impl Calls {
             agent: agent.map(|(l, _)| l),
             path,
         });
-        tracing::info!(call = %citizen, recording = %id, message, "recording started");
+        tracing::info!(call = %citizen, recording = %id, caller_message = message, "recording started");
         self.recordings.active.insert(
             citizen,
             Active {
@@ -188,8 +188,11 @@ impl Calls {
         let was_recording = self.recordings.is_recording(citizen);
         self.stop_recording(citizen, true);
         tracing::info!(call = %citizen, by, was_recording, "consent withdrawn");
-        self.records
-            .send(StoreOp::ConsentWithdrawn { call: citizen, at });
+        self.records.send(StoreOp::ConsentWithdrawn {
+            call: citizen,
+            at,
+            by: by.to_owned(),
+        });
         // The confirmation: the agent's audio pauses while the citizen hears it.
         if let Some(prompt) = self.flows.prompt("recording-withdrawn") {
             if let Some(ctx) = self.calls.get_mut(&citizen) {

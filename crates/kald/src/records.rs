@@ -61,8 +61,13 @@ pub(crate) enum StoreOp {
         duration: Duration,
         retention_until: Timestamp,
     },
-    /// The caller withdrew consent during the call: what was recorded is gone.
-    ConsentWithdrawn { call: CallId, at: Timestamp },
+    /// The caller withdrew consent during the call: what was recorded is gone. `by` is
+    /// "citizen" or the agent's login.
+    ConsentWithdrawn {
+        call: CallId,
+        at: Timestamp,
+        by: String,
+    },
 }
 
 /// A recording's catalogue entry when it starts.
@@ -254,6 +259,7 @@ pub(crate) fn listen_event(
     at: Timestamp,
     call: CallId,
     listener: &str,
+    role: &str,
     target: &str,
     start: bool,
 ) -> QueueLog {
@@ -263,7 +269,7 @@ pub(crate) fn listen_event(
         queue: None,
         agent: Some(target.to_owned()),
         event: if start { "LISTENSTART" } else { "LISTENEND" },
-        data: vec![("listener", listener.to_owned())],
+        data: vec![("listener", listener.to_owned()), ("role", role.to_owned())],
     }
 }
 
@@ -405,30 +411,60 @@ impl StoreOp {
     }
 }
 
+async fn append_queue_event(
+    store: &kald_store::Store,
+    q: &QueueLog,
+) -> Result<(), kald_store::StoreError> {
+    let data: serde_json::Map<String, serde_json::Value> = q
+        .data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+        .collect();
+    store
+        .append_queue_event(&kald_store::QueueEventRow {
+            at: q.at,
+            call_id: q.call.clone(),
+            queue: q.queue.clone(),
+            agent: q.agent.clone(),
+            event: q.event.to_owned(),
+            data: serde_json::Value::Object(data),
+        })
+        .await
+        .map(|_| ())
+}
+
 async fn write_one(
     store: &kald_store::Store,
     op: &StoreOp,
     recordings_dir: &std::path::Path,
 ) -> Result<(), kald_store::StoreError> {
     match op {
-        StoreOp::QueueEvent(q) => {
-            let data: serde_json::Map<String, serde_json::Value> = q
-                .data
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-                .collect();
+        StoreOp::QueueEvent(q) if q.event.starts_with("LISTEN") => {
+            append_queue_event(store, q).await?;
+            // Listening in is a use of a citizen's call: audited with who listened to whom.
+            let get = |k: &str| {
+                q.data
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let action = if q.event == "LISTENSTART" {
+                "listen-in-start"
+            } else {
+                "listen-in-end"
+            };
             store
-                .append_queue_event(&kald_store::QueueEventRow {
-                    at: q.at,
-                    call_id: q.call.clone(),
-                    queue: q.queue.clone(),
-                    agent: q.agent.clone(),
-                    event: q.event.to_owned(),
-                    data: serde_json::Value::Object(data),
-                })
+                .append_audit(&kald_store::AuditEntry::new(
+                    q.at,
+                    get("listener").unwrap_or("-"),
+                    get("role").unwrap_or("-"),
+                    action,
+                    q.agent.clone().unwrap_or_default(),
+                ))
                 .await
                 .map(|_| ())
         }
+        StoreOp::QueueEvent(q) => append_queue_event(store, q).await,
         StoreOp::AgentState {
             at,
             agent,
@@ -504,8 +540,21 @@ async fn write_one(
                 .mark_truncated(id, *ended, *duration, *retention_until)
                 .await
         }
-        StoreOp::ConsentWithdrawn { call, at } => {
+        StoreOp::ConsentWithdrawn { call, at, by } => {
             let files = store.withdraw_consent(&call.to_string(), *at).await?;
+            let role = if by == "citizen" { "citizen" } else { "agent" };
+            store
+                .append_audit(
+                    &kald_store::AuditEntry::new(
+                        *at,
+                        by.as_str(),
+                        role,
+                        "consent-withdraw",
+                        call.to_string(),
+                    )
+                    .with_reason("withdrawn during the call; the recording was deleted"),
+                )
+                .await?;
             // The writer thread deleted the file of the recording it was writing; any other
             // file of the call goes too (nothing of a withdrawn recording may remain).
             for f in files {
