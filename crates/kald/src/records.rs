@@ -346,6 +346,22 @@ pub(crate) async fn open_store(
             "created a new CPR key file. BACK IT UP, away from the data dir: without it no stored CPR number can be read"
         );
     }
+    // The data dir holds personal data (call records, recordings): owner-only.
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| {
+                format!(
+                    "cannot make the data dir {} owner-only",
+                    config.data_dir.display()
+                )
+            })?;
+    }
     let store = match &config.database {
         Some(url) => kald_store::Store::open(url, keys).await,
         None => kald_store::Store::open_data_dir(&config.data_dir, keys).await,
