@@ -605,3 +605,32 @@ def test_agent_hanging_up_first_gets_wrap_up_and_the_next_call(centre):
     c2 = centre.dial(citizen, "70101010")
     assert centre.pump(lambda: len(anna.incoming) == 2, 10), f"anna was not offered the next call\n{centre.kald.text()}"
     centre.hang_up(c2)
+
+
+def test_blind_transfer_to_a_queue_and_an_agent_who_hangs_up_at_once(centre):
+    """Anna transfers the citizen to the queue and hangs up at once (as many phones do): the
+    citizen waits in the queue and bo takes the call; then bo transfers to anna by name and
+    hangs up at once too: anna rings and gets the citizen."""
+    anna = centre.party("anna")
+    bo = centre.party("bo")
+    citizen = centre.party("citizen", register=False)
+    centre.feature(bo, "*20", "Available")
+    centre.feature(bo, "*21", "Paused")
+    centre.feature(anna, "*20", "Available")
+    c1 = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: anna.incoming and answered(anna.incoming[0]) and answered(c1), 10), centre.kald.text()
+    centre.feature(bo, "*21", "Available")
+    anna.incoming[0].xfer(f"sip:sygedagpenge@127.0.0.1:{centre.kald.sip_port}", pj.CallOpParam(True))
+    assert centre.pump(lambda: anna.incoming[0].disconnected, 10), "anna's leg stayed up after the transfer"
+    assert centre.pump(lambda: bo.incoming and answered(bo.incoming[0]), 10), f"bo did not get the requeued call\n{centre.kald.text()}"
+    assert not c1.disconnected
+    centre.wait(1.0)
+    # Bo transfers to anna and hangs up before she answers.
+    anna.answer_after = 1.5
+    bo.incoming[0].xfer(f"sip:anna@127.0.0.1:{centre.kald.sip_port}", pj.CallOpParam(True))
+    centre.pump(lambda: len(anna.incoming) == 2, 5)
+    centre.hang_up(bo.incoming[0])
+    assert centre.pump(lambda: len(anna.incoming) == 2 and answered(anna.incoming[1]), 10), centre.kald.text()
+    assert not c1.disconnected, "the citizen was hung up with the transferring agent"
+    centre.wait(2.0)
+    assert tone_energy(c1.path, TONES["anna"], last=1.0) > 0.5, "the citizen does not hear anna"

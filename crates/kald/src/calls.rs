@@ -160,6 +160,8 @@ pub(crate) struct Calls {
     pub(crate) records: Records,
     /// Where calls out go (the carrier's SBC), if a trunk names one.
     pub(crate) outbound: Option<SocketAddr>,
+    /// Queues and agents as configured (the ACD's configuration is built from it).
+    centre_config: crate::config::Centre,
     /// Consented recordings.
     pub(crate) recordings: crate::recording::Recordings,
     /// Recordings closed, and stopped by an error, since start (for /metrics).
@@ -211,6 +213,7 @@ impl Calls {
             outbound: settings.outbound,
             transfer_allowlist: settings.transfer_allowlist,
             recordings: settings.recordings,
+            centre_config: settings.centre.clone(),
             recordings_written: 0,
             recording_failures: 0,
         }
@@ -226,9 +229,16 @@ impl Calls {
         self.calls.len()
     }
 
-    /// Pick up changed flow files (calls in progress keep the version they started with).
+    /// Pick up changed flow files (calls in progress keep the version they started with); a
+    /// queue a new version names is added to the ACD.
     pub(crate) fn reload_flows(&mut self) {
         self.flows.reload_if_changed();
+        let queues = flows_queues(&self.flows);
+        if queues.iter().any(|q| self.acd.queue(q).is_none()) {
+            let config = crate::records::acd_config(&self.centre_config, &queues);
+            self.acd.set_config(Instant::now(), config);
+            tracing::info!("queues named by the reloaded flows added");
+        }
     }
 
     /// When [`Calls::handle_timeout`] must run next.

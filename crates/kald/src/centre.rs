@@ -519,6 +519,7 @@ impl Calls {
                     from_leg.and_then(|l| self.centre.out_legs.get(&l).map(|o| o.agent.clone()));
                 if let Some(from) = from_leg {
                     endpoint.notify_refer(now, from, 200, "OK", true);
+                    self.stop_recording(citizen, false);
                     self.unpeer(citizen);
                     if let Some(a) = &old_agent {
                         self.centre.talking.remove(a);
@@ -835,7 +836,6 @@ impl Calls {
             ctx.agent = Some((new_leg, agent.to_owned()));
             ctx.transferred = true;
         }
-        self.set_busy(now, endpoint, agent, false);
         self.bridge(citizen, new_leg);
         self.centre.talking.insert(agent.to_owned(), new_leg);
         let at = self.clock.now().timestamp();
@@ -912,7 +912,13 @@ impl Calls {
             }
             self.centre.legs.remove(&o.media.leg);
             self.close_media(&o.media);
-            self.stop_listeners_of(now, endpoint, &o.agent, call);
+            // Only the leg the agent talks on ends listening in and clears `talking` (a late
+            // fork or a cancelled contact must not).
+            let was_talking = self.centre.talking.get(&o.agent) == Some(&call);
+            if was_talking {
+                self.stop_listeners_of(now, endpoint, &o.agent, call);
+                self.centre.talking.remove(&o.agent);
+            }
             let peer = self.unpeer(call);
             tracing::info!(leg = %call, agent = %o.agent, ?reason, answered = o.answered, "agent leg ended");
             match o.purpose {
@@ -938,10 +944,21 @@ impl Calls {
                         self.transfer_failed(now, endpoint, citizen, from_leg);
                     }
                 }
+                OutPurpose::Ring { citizen } | OutPurpose::TransferTo { citizen, .. }
+                    if self.transfer_pending(citizen, call) =>
+                {
+                    // The agent hung up right after a REFER (many phones do): the citizen
+                    // waits for the transfer with music; the agent goes to wrap-up.
+                    self.acd_input(now, endpoint, AcdInput::Released { call: citizen });
+                    if let Some(ctx) = self.calls.get_mut(&citizen) {
+                        ctx.agent = None;
+                    }
+                    self.hold_music(citizen);
+                    tracing::info!(call = %citizen, "the agent left during the transfer; the caller waits for it");
+                }
                 OutPurpose::Ring { citizen } | OutPurpose::TransferTo { citizen, .. } => {
                     // The agent hung up (or was lost): the call is over for the ACD (the agent
                     // goes to wrap-up) and the citizen's leg ends too.
-                    self.centre.talking.remove(&o.agent);
                     if self.calls.contains_key(&citizen) {
                         self.acd_input(now, endpoint, AcdInput::Ended { call: citizen });
                         if let Some(ctx) = self.calls.get_mut(&citizen) {
@@ -961,6 +978,8 @@ impl Calls {
                     }
                 }
                 OutPurpose::External { citizen, .. } if o.answered => {
+                    // The ACD kept the released call only to see it end.
+                    self.acd_input(now, endpoint, AcdInput::Ended { call: citizen });
                     if self.calls.contains_key(&citizen) {
                         endpoint.hangup(now, citizen);
                     }
@@ -987,15 +1006,12 @@ impl Calls {
                             )));
                     }
                 }
-                OutPurpose::Done => {
-                    if o.answered {
-                        self.centre.talking.remove(&o.agent);
-                    }
-                }
+                OutPurpose::Done => {}
             }
             return;
         }
         if let Some(a) = self.centre.agent_calls.remove(&call) {
+            self.pending_listen.remove(&call);
             self.centre.legs.remove(&a.media.leg);
             if let AgentCallKind::Listen { target } = &a.kind {
                 self.media.send(Command::Unlisten {
@@ -1033,6 +1049,24 @@ impl Calls {
             }
             tracing::info!(call = %call, agent = %a.agent, ?reason, "agent's own call ended");
         }
+    }
+
+    /// Whether a transfer that `from_leg`'s REFER started still rings for `citizen`.
+    fn transfer_pending(&self, citizen: CallId, from_leg: CallId) -> bool {
+        self.centre.out_legs.values().any(|x| {
+            !x.answered
+                && match x.purpose {
+                    OutPurpose::TransferTo {
+                        citizen: c,
+                        from_leg: f,
+                    } => c == citizen && f == from_leg,
+                    OutPurpose::External {
+                        citizen: c,
+                        from_leg: Some(f),
+                    } => c == citizen && f == from_leg,
+                    _ => false,
+                }
+        })
     }
 
     fn any_fork(&self, of: CallId) -> bool {
@@ -1257,7 +1291,11 @@ impl Calls {
                     (AgentCallKind::Consult, None)
                 }
                 _ => {
-                    tracing::info!(code = %d, "unknown feature code or colleague");
+                    // What an agent dialled may be a citizen's number: not logged.
+                    tracing::info!(
+                        feature = d.starts_with('*'),
+                        "unknown feature code or colleague"
+                    );
                     endpoint.reject(now, call, 404);
                     return;
                 }
@@ -1319,7 +1357,8 @@ impl Calls {
             if placed == 0 {
                 endpoint.hangup(now, call);
             } else {
-                self.set_busy(now, endpoint, agent, true);
+                // The colleague is on this call now, not on the queues' (until it ends).
+                self.set_busy(now, endpoint, &colleague, true);
             }
         }
     }
@@ -1548,6 +1587,8 @@ impl Calls {
         let user = refer_user(target);
         if let Some(queue) = self.queue_named(&user) {
             endpoint.notify_refer(now, call, 200, "OK", true);
+            // A call transferred onward is no longer recorded (issue 8).
+            self.stop_recording(citizen, false);
             self.unpeer(citizen);
             let old_agent = self.centre.out_legs.get(&call).map(|o| o.agent.clone());
             if let Some(a) = &old_agent {
@@ -1577,7 +1618,7 @@ impl Calls {
                     old_agent.as_deref(),
                     &format!("queue:{queue}"),
                 )));
-            self.acd_input(now, endpoint, AcdInput::Ended { call: citizen });
+            // Requeue releases the agent (wrap-up) and enters the call anew.
             self.acd_input(
                 now,
                 endpoint,

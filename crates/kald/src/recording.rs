@@ -243,6 +243,11 @@ impl Calls {
                         .find(|(_, a)| a.key == key)
                         .map(|(c, _)| *c)?;
                     let a = self.recordings.active.remove(&call)?;
+                    // The engine's recorder runs on a clock: stop it, or it runs forever.
+                    self.media.send(Command::StopRecording {
+                        rec: a.key,
+                        discard: false,
+                    });
                     Some((a.id, call, a.started, a.message))
                 });
                 if let Some((id, call, started, message)) = entry {
