@@ -14,10 +14,13 @@
 //! ```text
 //! agentsim run --kald 127.0.0.1:5070 --agents 200 --talk-ms 3000-5000 --duration 60 --out DIR
 //! agentsim tone --hz 440 --out tone.ulaw      # one second of µ-law, for sipp's rtp_stream
+//! agentsim wavcheck rec1.wav rec2.wav …        # exported recordings: tone per channel, gaps
 //! ```
 //!
 //! Writes `DIR/agents.csv` (one line a second: agents registered, logged in, ringing, in a
-//! call, calls done, failures) and `DIR/summary.json`; prints the summary too.
+//! call, calls done, failures), `DIR/calls.csv` (one line per call offered: agent, INVITE
+//! received, 200 sent, ACK and end times in wall-clock ns, who ended it, verdict) and
+//! `DIR/summary.json`; prints the summary too.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -73,6 +76,9 @@ const USAGE: &str = "usage:
                [--talk-ms MIN-MAX] [--answer-ms MS] [--duration S] [--login-timeout S] [--stagger-ms MS]
                [--tone-hz HZ] [--expect-hz HZ] [--hangup citizen|agent] --out DIR
   agentsim tone --hz HZ --out FILE      (one second of PCMU, for sipp's rtp_stream)
+  agentsim wavcheck [--left-hz 440] [--right-hz 1000] FILE.wav...
+                                        (per stereo WAV one JSON line: each channel's tone,
+                                        cross-talk, onset and gaps in 100 ms / 20 ms blocks)
 Logins are PREFIX + 3-digit number (a001 …), passwords PASSWORD-PREFIX + the same number.
 --hangup citizen (default): the citizen ends each call, kald's BYE is the normal end and the
 agent is free from it; --hangup agent: the agent sends BYE after --talk-ms.";
@@ -239,6 +245,8 @@ struct Stats {
     avail_from_ok: Vec<f64>,
     /// Calls that were bridged (ACKed), with their talk time in s.
     talk_s: f64,
+    /// One line per call kald offered (calls.csv): who, when answered and ended, verdict.
+    calls: Vec<String>,
 }
 
 impl Stats {
@@ -267,6 +275,7 @@ impl Stats {
             avail_from_bye: Vec::new(),
             avail_from_ok: Vec::new(),
             talk_s: 0.0,
+            calls: Vec::new(),
         }
     }
 
@@ -489,6 +498,12 @@ struct Call {
     tone: u64,
     last_rx: Option<(u16, i64)>,
     cseq: u32,
+    /// Wall-clock ns: INVITE received, our 200 first sent, ACK received, kald's BYE received
+    /// (kernel time) or our BYE sent.
+    invite_ns: i64,
+    answered_ns: Option<i64>,
+    acked_ns: Option<i64>,
+    ended_ns: Option<i64>,
 }
 
 struct Agent {
@@ -697,6 +712,7 @@ impl Agent {
                 if let Some(c) = self.call.as_mut().filter(|c| c.call_id == call_id) {
                     if c.acked_at.is_none() && c.ok.is_some() {
                         c.acked_at = Some(Instant::now());
+                        c.acked_ns = Some(at_ns);
                         let mut s = self.stats.borrow_mut();
                         s.acked += 1;
                         s.ringing -= 1;
@@ -718,6 +734,9 @@ impl Agent {
                         Some("kald_hung_up_first")
                     };
                     let acked = self.call.as_ref().is_some_and(|c| c.acked_at.is_some());
+                    if let Some(c) = self.call.as_mut() {
+                        c.ended_ns = Some(at_ns);
+                    }
                     self.end_call(why);
                     if acked && !self.opts.agent_hangs_up && self.phase == Phase::Ready {
                         // The agent is free as kald sends this BYE (kernel receive time).
@@ -810,6 +829,10 @@ impl Agent {
             tone: 0,
             last_rx: None,
             cseq: 1,
+            invite_ns: at_ns,
+            answered_ns: None,
+            acked_ns: None,
+            ended_ns: None,
         });
         self.stats.borrow_mut().ringing += 1;
         if let Some(c) = &self.call {
@@ -833,6 +856,7 @@ impl Agent {
         );
         let ok = b.body("application/sdp", body).build().to_bytes();
         let now = Instant::now();
+        c.answered_ns = Some(now_ns());
         c.ok = Some(ok.clone());
         c.ok_next = now + T1;
         c.ok_every = T1;
@@ -1036,9 +1060,29 @@ impl Agent {
             return;
         };
         let mut s = self.stats.borrow_mut();
+        let ns = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
+        let ended = c.ended_ns.unwrap_or_else(now_ns);
+        let row = |verdict: &str| {
+            format!(
+                "{},{},{},{},{},{},{},{},{verdict}",
+                self.login,
+                c.invite_ns,
+                ns(c.answered_ns),
+                ns(c.acked_ns),
+                ended,
+                if c.ended_ns.is_some() {
+                    "kald"
+                } else {
+                    "agent"
+                },
+                c.rx,
+                c.tone,
+            )
+        };
         let Some(acked) = c.acked_at else {
             s.ringing -= 1;
             s.fail(why.unwrap_or("no_ack"));
+            s.calls.push(row(why.unwrap_or("no_ack")));
             return;
         };
         s.in_call -= 1;
@@ -1062,6 +1106,12 @@ impl Agent {
             None if self.phase == Phase::Stopping => s.cut_at_end += 1,
             None => s.ok += 1,
         }
+        let line = row(match verdict {
+            Some(w) => w,
+            None if self.phase == Phase::Stopping => "cut_at_end",
+            None => "",
+        });
+        s.calls.push(line);
     }
 
     async fn hang_up(&mut self) {
@@ -1254,6 +1304,237 @@ impl Agent {
     }
 }
 
+// ---- recordings ------------------------------------------------------------------------------
+
+/// Interleaved 16-bit samples and the channel count of a PCM WAV file.
+fn read_wav(path: &std::path::Path) -> Result<(u16, u32, Vec<i16>), String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.len() < 12 || &data[..4] != b"RIFF" || &data[8..12] != b"WAVE" {
+        return Err(format!("{}: not a WAV file", path.display()));
+    }
+    let (mut channels, mut rate, mut bits) = (0u16, 0u32, 0u16);
+    let mut at = 12;
+    while at + 8 <= data.len() {
+        let id = &data[at..at + 4];
+        let len =
+            u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]) as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 16 <= data.len() {
+            channels = u16::from_le_bytes([data[body + 2], data[body + 3]]);
+            rate = u32::from_le_bytes([
+                data[body + 4],
+                data[body + 5],
+                data[body + 6],
+                data[body + 7],
+            ]);
+            bits = u16::from_le_bytes([data[body + 14], data[body + 15]]);
+        } else if id == b"data" {
+            if bits != 16 || channels == 0 {
+                return Err(format!("{}: not 16-bit PCM", path.display()));
+            }
+            let end = body.saturating_add(len).min(data.len());
+            let samples = data[body..end]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            return Ok((channels, rate, samples));
+        }
+        at = body + len + (len & 1);
+    }
+    Err(format!("{}: no data chunk", path.display()))
+}
+
+/// Share of the block's energy at `hz` (Goertzel), 0 for silence.
+fn share(block: &[f64], hz: f64, rate: f64) -> f64 {
+    let w = 2.0 * PI * hz / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in block {
+        energy += x * x;
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let n = block.len() as f64;
+    if energy < n * 100.0 {
+        return 0.0;
+    }
+    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (n * energy)
+}
+
+/// One channel of a recording against the tone it must carry (`own`) and the other side's.
+fn check_channel(x: &[f64], rate: f64, own: f64, other: f64) -> serde_json::Value {
+    // 100 ms blocks hold whole periods of 440 and 1000 Hz: tone and cross-talk shares.
+    let block = (rate / 10.0) as usize;
+    let (mut blocks, mut toned, mut crossed, mut silent_blocks) = (0u64, 0u64, 0u64, 0u64);
+    let (mut own_min, mut cross_max) = (f64::MAX, 0.0f64);
+    for b in x.chunks_exact(block) {
+        blocks += 1;
+        let o = share(b, own, rate);
+        let c = share(b, other, rate);
+        if b.iter().all(|v| v.abs() < 1.0) {
+            silent_blocks += 1;
+        }
+        own_min = own_min.min(o);
+        cross_max = cross_max.max(c);
+        if o >= 0.8 {
+            toned += 1;
+        }
+        if c > 0.05 {
+            crossed += 1;
+        }
+    }
+    // 20 ms frames: where the tone starts and ends, and audio missing in between.
+    let frame = (rate / 50.0) as usize;
+    let marks: Vec<bool> = x
+        .chunks_exact(frame)
+        .map(|f| share(f, own, rate) > 0.5)
+        .collect();
+    let first = marks.iter().position(|m| *m);
+    let last = marks.iter().rposition(|m| *m);
+    let (mut gap_frames, mut longest, mut run) = (0u64, 0u64, 0u64);
+    // The first few gaps: [start ms, length ms].
+    let mut gaps: Vec<[usize; 2]> = Vec::new();
+    if let (Some(a), Some(b)) = (first, last) {
+        for (i, m) in marks[a..=b].iter().enumerate() {
+            if *m {
+                if run > 0 && gaps.len() < 8 {
+                    gaps.push([(a + i - run as usize) * 20, run as usize * 20]);
+                }
+                run = 0;
+            } else {
+                gap_frames += 1;
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+    }
+    // The blocks from the first one wholly after the tone's onset: each must carry it (the
+    // caller may start talking after the recording started; the last block may hold the end).
+    let skip = first.map_or(0, |f| (f * frame).div_ceil(block));
+    let after: Vec<bool> = x
+        .chunks_exact(block)
+        .skip(skip)
+        .map(|b| share(b, own, rate) >= 0.8)
+        .collect();
+    // Where the blocks after the onset miss the tone: [start ms, share] of the first few.
+    let weak: Vec<(usize, f64)> = x
+        .chunks_exact(block)
+        .enumerate()
+        .skip(skip)
+        .map(|(i, b)| (i * 100, share(b, own, rate)))
+        .filter(|(_, s)| *s < 0.8)
+        .take(8)
+        .collect();
+    // One-second windows from the first block after the onset, judged on their 20 ms frames
+    // (a frame slip's phase jump spoils one frame, not the window): the mean share of the
+    // channel's tone over the frames that are not silent, and of the other side's tone.
+    let start = skip * block;
+    let sec = rate as usize;
+    let (mut windows, mut windows_ok, mut windows_cross) = (0u64, 0u64, 0u64);
+    let (mut window_min, mut window_cross_max) = (f64::MAX, 0.0f64);
+    for w in x.get(start..).unwrap_or(&[]).chunks_exact(sec) {
+        windows += 1;
+        let (mut n, mut o, mut c) = (0u32, 0.0f64, 0.0f64);
+        for f in w.chunks_exact(frame) {
+            if f.iter().map(|v| v * v).sum::<f64>() < frame as f64 * 100.0 {
+                continue; // silent
+            }
+            n += 1;
+            o += share(f, own, rate);
+            c += share(f, other, rate);
+        }
+        let (o, c) = if n > 0 {
+            (o / f64::from(n), c / f64::from(n))
+        } else {
+            (0.0, 0.0)
+        };
+        window_min = window_min.min(o);
+        window_cross_max = window_cross_max.max(c);
+        if o >= 0.8 && n >= 25 {
+            windows_ok += 1;
+        }
+        if c > 0.05 {
+            windows_cross += 1;
+        }
+    }
+    serde_json::json!({
+        "windows": windows,
+        "windows_ok": windows_ok,
+        "windows_cross": windows_cross,
+        "window_min": if windows > 0 { window_min } else { 0.0 },
+        "window_cross_max": window_cross_max,
+        "weak_blocks": weak,
+        "blocks_after_onset": after.len(),
+        "toned_after_onset": after.iter().filter(|t| **t).count(),
+        "blocks": blocks,
+        "toned_blocks": toned,
+        "cross_blocks": crossed,
+        "silent_blocks": silent_blocks,
+        "own_min": if blocks > 0 { own_min } else { 0.0 },
+        "cross_max": cross_max,
+        "frames": marks.len(),
+        "onset_ms": first.map(|f| f * 20),
+        "tail_ms": last.map(|l| (marks.len() - 1 - l) * 20),
+        "gap_frames": gap_frames,
+        "longest_gap_ms": longest * 20,
+        "gaps": gaps,
+    })
+}
+
+/// `agentsim wavcheck`: per exported recording, one JSON line on stdout.
+fn wavcheck(args: &[String]) -> Result<(), String> {
+    let (mut left, mut right) = (440.0, 1000.0);
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--left-hz" | "--right-hz" => {
+                let v: f64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{a} needs a number"))?;
+                if a == "--left-hz" {
+                    left = v;
+                } else {
+                    right = v;
+                }
+            }
+            f => files.push(PathBuf::from(f)),
+        }
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for f in files {
+        let line = match read_wav(&f) {
+            Ok((2, rate, samples)) => {
+                let l: Vec<f64> = samples.iter().step_by(2).map(|v| f64::from(*v)).collect();
+                let r: Vec<f64> = samples
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .map(|v| f64::from(*v))
+                    .collect();
+                let rate = f64::from(rate);
+                serde_json::json!({
+                    "file": f.display().to_string(),
+                    "rate": rate,
+                    "frames": l.len(),
+                    "seconds": l.len() as f64 / rate,
+                    "left": check_channel(&l, rate, left, right),
+                    "right": check_channel(&r, rate, right, left),
+                })
+            }
+            Ok((ch, _, _)) => {
+                serde_json::json!({ "file": f.display().to_string(), "error": format!("{ch} channels") })
+            }
+            Err(e) => serde_json::json!({ "file": f.display().to_string(), "error": e }),
+        };
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 // ---- main ------------------------------------------------------------------------------------
 
 fn write_tone(args: &[String]) -> Result<(), String> {
@@ -1425,6 +1706,15 @@ async fn run(opts: Opts) -> Result<(), String> {
         let _ = t.await;
     }
     let secs = ready_at.map_or(0.0, |r| r.elapsed().as_secs_f64());
+    let calls_path = opts.out.join("calls.csv");
+    let mut text = String::from(
+        "agent,invite_ns,answered_ns,acked_ns,ended_ns,ended_by,rtp_rx,rtp_tone,failure\n",
+    );
+    for row in &stats.borrow().calls {
+        text.push_str(row);
+        text.push('\n');
+    }
+    std::fs::write(&calls_path, text).map_err(|e| format!("{}: {e}", calls_path.display()))?;
     let sum = summary(&opts, &mut stats.borrow_mut(), secs);
     let text = serde_json::to_string_pretty(&sum).map_err(|e| e.to_string())?;
     let path = opts.out.join("summary.json");
@@ -1437,6 +1727,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("tone") => write_tone(&args[1..]),
+        Some("wavcheck") => wavcheck(&args[1..]),
         Some("run") => parse_args(&args[1..]).and_then(|opts| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
