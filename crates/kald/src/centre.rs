@@ -990,20 +990,7 @@ impl Calls {
                 },
                 OutPurpose::Listen { target } => {
                     if o.answered {
-                        self.media.send(Command::Unlisten {
-                            listener: o.media.leg,
-                        });
-                        let at = self.clock.now().timestamp();
-                        tracing::info!(listener = %o.agent, %target, "listening in ended");
-                        self.records
-                            .send(StoreOp::QueueEvent(crate::records::listen_event(
-                                at,
-                                call,
-                                &o.agent,
-                                self.role_name(&o.agent),
-                                &target,
-                                false,
-                            )));
+                        self.listen_ended(o.media.leg, call, &o.agent, &target);
                     }
                 }
                 OutPurpose::Done => {}
@@ -1014,20 +1001,7 @@ impl Calls {
             self.pending_listen.remove(&call);
             self.centre.legs.remove(&a.media.leg);
             if let AgentCallKind::Listen { target } = &a.kind {
-                self.media.send(Command::Unlisten {
-                    listener: a.media.leg,
-                });
-                let at = self.clock.now().timestamp();
-                tracing::info!(listener = %a.agent, %target, "listening in ended");
-                self.records
-                    .send(StoreOp::QueueEvent(crate::records::listen_event(
-                        at,
-                        call,
-                        &a.agent,
-                        self.role_name(&a.agent),
-                        target,
-                        false,
-                    )));
+                self.listen_ended(a.media.leg, call, &a.agent, target);
             }
             self.close_media(&a.media);
             if let Some(peer) = self.unpeer(call) {
@@ -1400,6 +1374,24 @@ impl Calls {
         tracing::info!(leg = %call, hold = n.is_hold(), "agent's re-offer answered");
         endpoint.answer_offer(now, call, answer);
         open_media(&self.media, m, &n);
+    }
+
+    /// A listening-in session ended: stop the mix, log and audit it.
+    fn listen_ended(&mut self, listener_leg: LegId, call: CallId, listener: &str, target: &str) {
+        self.media.send(Command::Unlisten {
+            listener: listener_leg,
+        });
+        let at = self.clock.now().timestamp();
+        tracing::info!(%listener, %target, "listening in ended");
+        self.records
+            .send(StoreOp::QueueEvent(crate::records::listen_event(
+                at,
+                call,
+                listener,
+                self.role_name(listener),
+                target,
+                false,
+            )));
     }
 
     /// The role of a login, as the audit log names it.
