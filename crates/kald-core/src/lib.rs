@@ -14,6 +14,7 @@
 
 pub mod calendar;
 pub mod cpr;
+pub mod diag;
 pub mod id;
 pub mod protect;
 

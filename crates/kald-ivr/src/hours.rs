@@ -177,7 +177,7 @@ const CUSTOMARY_NAMES: [(&str, CustomaryClosing); 6] = [
 impl RawCalendar {
     /// Validates the calendar, reporting every mistake; `None` if there was any.
     pub(crate) fn build(self, report: &mut Report<'_>) -> Option<Calendar> {
-        let errors_before = report.out.len();
+        let errors_before = report.len();
         let tz = match &self.time_zone {
             None => TimeZone::get(DEFAULT_TIME_ZONE).ok(),
             Some(name) => {
@@ -265,7 +265,7 @@ impl RawCalendar {
             }
         }
 
-        if report.out[errors_before..].iter().any(|d| d.is_error()) {
+        if report.has_errors_since(errors_before) {
             return None;
         }
         Some(Calendar {
