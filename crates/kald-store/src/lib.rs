@@ -57,6 +57,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+#[macro_use]
 mod rows;
 
 pub use rows::{
@@ -181,6 +182,28 @@ pub enum StoreError {
         /// Why opening failed; contains no digits.
         source: ProtectError,
     },
+    /// There is no access request with this number.
+    #[error("no access request {id}")]
+    NoSuchAccessRequest {
+        /// The request's number.
+        id: i64,
+    },
+    /// The access request has no such item.
+    #[error("access request {id} has no item {item}")]
+    NoSuchAccessItem {
+        /// The request's number.
+        id: i64,
+        /// The item's id.
+        item: String,
+    },
+    /// An access request's sealed CPR number cannot be opened.
+    #[error("the stored CPR number of access request {id} cannot be opened: {source}")]
+    AccessRequestCpr {
+        /// The request's number.
+        id: i64,
+        /// Why opening failed; contains no digits.
+        source: ProtectError,
+    },
     /// A call's sealed CPR number cannot be opened (altered, or its key is missing).
     #[error("the stored CPR number of call {call} cannot be opened: {source}")]
     Cpr {
@@ -214,11 +237,16 @@ macro_rules! on_pool {
 
 pub mod audit;
 mod recordings;
+mod records;
 
 pub use audit::{
     AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, AUDIT_PAGE, GENESIS,
 };
 pub use recordings::DELETE_BATCH;
+pub use records::{
+    AccessItem, AccessItemKind, AccessLaw, AccessState, CallSearch, GrantState, ItemDecision,
+    ListenGrant, NewAccessRequest, StoredAccessRequest, SEARCH_LIMIT,
+};
 
 /// The database of agents, queue events, calls and recordings; cheap to clone (a pool and shared keys).
 #[derive(Clone)]
@@ -546,18 +574,25 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the CPR number the caller typed in (sealed and hashed), replacing any earlier.
+    /// Stores the CPR number the caller typed in (sealed and hashed), replacing any earlier
+    /// unless the agent has corrected it ([`Store::correct_call_cpr`]).
     pub async fn set_call_cpr(&self, id: &str, cpr: &Cpr) -> Result<(), StoreError> {
         let (sealed, hash) = self.protect(Some(cpr));
         let done = on_pool!(self, |pool| {
-            sqlx::query("UPDATE calls SET cpr_sealed = $2, cpr_hash = $3 WHERE id = $1")
-                .bind(id)
-                .bind(&sealed)
-                .bind(&hash)
-                .execute(pool)
-                .await
-                .map_err(query("store a call's CPR number"))?
-                .rows_affected()
+            // A number the agent corrected after verifying the caller stays.
+            sqlx::query(
+                "UPDATE calls SET \
+                 cpr_sealed = CASE WHEN cpr_corrected_us IS NULL THEN $2 ELSE cpr_sealed END, \
+                 cpr_hash = CASE WHEN cpr_corrected_us IS NULL THEN $3 ELSE cpr_hash END \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&sealed)
+            .bind(&hash)
+            .execute(pool)
+            .await
+            .map_err(query("store a call's CPR number"))?
+            .rows_affected()
         });
         found(done, id)
     }
@@ -685,7 +720,8 @@ const INSERT_QUEUE_EVENT: &str = "INSERT INTO queue_events (at_us, call_id, queu
 /// The columns of a call record, in [`RawCall`]'s names.
 const SELECT_CALL: &str = "SELECT id, started_us, caller, entry_point, flow_version, consent, \
                            consent_at_us, topic, queue, cpr_sealed, ended_us, outcome, agent_id, \
-                           transferred, consent_withdrawn_us FROM calls";
+                           transferred, consent_withdrawn_us, cpr_corrected_us, cpr_corrected_by \
+                           FROM calls";
 
 /// `Ok` when an update touched the call, else [`StoreError::NoSuchCall`].
 fn found(rows_affected: u64, id: &str) -> Result<(), StoreError> {

@@ -71,7 +71,8 @@ impl Store {
     // --- recordings -------------------------------------------------------------------
 
     /// Catalogues a recording as it starts (state `recording`); its CPR number, if any, is
-    /// sealed and hashed.
+    /// sealed and hashed. A number the agent corrected on the call
+    /// ([`Store::correct_call_cpr`]) wins over the one given.
     ///
     /// Fails with [`StoreError::ConsentWithdrawn`] for a call recording of a call whose consent
     /// was withdrawn ([`Store::withdraw_consent`]); the schema refuses a call recording without
@@ -85,7 +86,11 @@ impl Store {
                 "INSERT INTO recordings (id, call_id, kind, file, key_id, started_us, agent_id, \
                  queue, topic, consent, consent_at_us, flow_version, cpr_sealed, cpr_hash, \
                  created_us) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                 COALESCE((SELECT cpr_sealed FROM calls WHERE calls.id = $2 \
+                           AND calls.cpr_corrected_us IS NOT NULL), $13), \
+                 COALESCE((SELECT cpr_hash FROM calls WHERE calls.id = $2 \
+                           AND calls.cpr_corrected_us IS NOT NULL), $14), $15 \
                  WHERE NOT EXISTS (SELECT 1 FROM calls WHERE calls.id = $2 AND $3 = 'call' \
                  AND calls.consent_withdrawn_us IS NOT NULL)",
             )

@@ -124,6 +124,8 @@ pub struct CallRecord {
     pub end: Option<CallEnd>,
     /// When the caller withdrew recording consent during the call (the consent answer stays).
     pub consent_withdrawn: Option<Timestamp>,
+    /// Who entered or corrected the CPR number after verifying the caller, and when.
+    pub cpr_corrected: Option<(String, Timestamp)>,
 }
 
 /// `agents` as read.
@@ -273,6 +275,10 @@ pub(crate) struct RawCall {
     transferred: bool,
     /// See [`CallRecord::consent_withdrawn`].
     consent_withdrawn_us: Option<i64>,
+    /// See [`CallRecord::cpr_corrected`].
+    cpr_corrected_us: Option<i64>,
+    /// See [`CallRecord::cpr_corrected`].
+    cpr_corrected_by: Option<String>,
 }
 
 impl RawCall {
@@ -312,6 +318,10 @@ impl RawCall {
             },
             end,
             consent_withdrawn: opt_timestamp(self.consent_withdrawn_us, "consent withdrawal time")?,
+            cpr_corrected: match (self.cpr_corrected_us, self.cpr_corrected_by) {
+                (Some(at), Some(by)) => Some((by, timestamp(at, "CPR correction time")?)),
+                _ => None,
+            },
         })
     }
 }
@@ -608,7 +618,10 @@ fn hash32(bytes: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
 }
 
 /// An optional stored timestamp.
-fn opt_timestamp(us: Option<i64>, what: &'static str) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn opt_timestamp(
+    us: Option<i64>,
+    what: &'static str,
+) -> Result<Option<Timestamp>, StoreError> {
     us.map(|us| timestamp(us, what)).transpose()
 }
 

@@ -211,6 +211,8 @@ macro_rules! on_both {
     )*};
 }
 
+/// Journal links and the outbox (issue 9).
+
 on_both!(
     agents,
     agent_states,
@@ -431,6 +433,7 @@ async fn calls(db: &TestDb) {
             call: bare.clone(),
             end: None,
             consent_withdrawn: None,
+            cpr_corrected: None,
         })
     );
     store.set_call_consent("c-1", true, at(5)).await.unwrap();
@@ -454,6 +457,7 @@ async fn calls(db: &TestDb) {
             call: running.clone(),
             end: None,
             consent_withdrawn: None,
+            cpr_corrected: None,
         })
     );
 
@@ -473,6 +477,7 @@ async fn calls(db: &TestDb) {
             call: running,
             end: Some(end),
             consent_withdrawn: None,
+            cpr_corrected: None,
         })
     );
 
@@ -2371,5 +2376,418 @@ async fn audit_purge_keeps_the_chain_verifiable(db: &TestDb) {
             last_id: Some(21),
             head: row.hash,
         }
+    );
+}
+
+// --- records management (issue 9) ---------------------------------------------------------
+
+on_both!(
+    cpr_correction_moves_the_call_to_the_right_citizen,
+    listen_grants_follow_the_agents_decisions,
+    access_request_finds_exactly_the_citizens_items,
+    search_calls_by_every_key,
+);
+
+async fn cpr_correction_moves_the_call_to_the_right_citizen(db: &TestDb) {
+    let store = &db.store;
+    let mistyped = Cpr::parse(OTHER_CPR).unwrap();
+    store
+        .insert_call(&call_row("c-1", 100, Some(mistyped.clone())))
+        .await
+        .unwrap();
+    closed_rec(store, "r-1", "c-1", 120, 10_000, Some(mistyped.clone())).await;
+    assert_eq!(store.calls_by_cpr(&cpr()).await.unwrap(), []);
+
+    store
+        .correct_call_cpr("c-1", &cpr(), "anna", at(130))
+        .await
+        .unwrap();
+    let found = store.calls_by_cpr(&cpr()).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].cpr_corrected, Some(("anna".to_owned(), at(130))));
+    assert_eq!(store.calls_by_cpr(&mistyped).await.unwrap(), []);
+    assert_eq!(store.recordings_by_cpr(&cpr()).await.unwrap().len(), 1);
+    assert_eq!(store.recordings_by_cpr(&mistyped).await.unwrap(), []);
+
+    // The number typed in the IVR, written again when the call ends, does not undo it…
+    store.set_call_cpr("c-1", &mistyped).await.unwrap();
+    assert_eq!(
+        store.call("c-1").await.unwrap().unwrap().call.cpr,
+        Some(cpr())
+    );
+    // …and a recording that starts later on the call carries the corrected number.
+    store
+        .insert_recording(&new_rec(
+            "r-2",
+            "c-1",
+            RecordingKind::Call,
+            200,
+            Some(mistyped),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recording("r-2").await.unwrap().unwrap().cpr,
+        Some(cpr())
+    );
+    assert!(matches!(
+        store.correct_call_cpr("c-9", &cpr(), "anna", at(1)).await,
+        Err(StoreError::NoSuchCall { .. })
+    ));
+}
+
+async fn listen_grants_follow_the_agents_decisions(db: &TestDb) {
+    let store = &db.store;
+    let state = |g: Option<ListenGrant>| g.map(|g| g.state);
+    assert_eq!(store.listen_grant("r-1", "tina").await.unwrap(), None);
+    assert_eq!(
+        store
+            .request_listen("r-1", "anna", "tina", "coaching", at(1))
+            .await
+            .unwrap(),
+        GrantState::Requested
+    );
+    store
+        .decide_listen("r-1", "anna", "tina", true, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        state(store.listen_grant("r-1", "tina").await.unwrap()),
+        Some(GrantState::Granted)
+    );
+    // Asking again does not undo a grant.
+    assert_eq!(
+        store
+            .request_listen("r-1", "anna", "tina", "again", at(3))
+            .await
+            .unwrap(),
+        GrantState::Granted
+    );
+    // A grant is per grantee: the coach has none.
+    assert_eq!(store.listen_grant("r-1", "carl").await.unwrap(), None);
+    assert!(store.withdraw_listen("r-1", "tina", at(4)).await.unwrap());
+    assert!(!store.withdraw_listen("r-1", "tina", at(5)).await.unwrap());
+    assert_eq!(
+        state(store.listen_grant("r-1", "tina").await.unwrap()),
+        Some(GrantState::Withdrawn)
+    );
+    store
+        .decide_listen("r-2", "anna", "carl", false, at(6))
+        .await
+        .unwrap();
+    store
+        .decide_listen("r-3", "bo", "tina", true, at(7))
+        .await
+        .unwrap();
+    let annas = store.listen_grants(Some("anna"), None).await.unwrap();
+    assert_eq!(
+        annas
+            .iter()
+            .map(|g| (g.recording_id.as_str(), g.grantee.as_str(), g.state))
+            .collect::<Vec<_>>(),
+        [
+            ("r-2", "carl", GrantState::Refused),
+            ("r-1", "tina", GrantState::Withdrawn)
+        ]
+    );
+    let tinas = store.listen_grants(None, Some("tina")).await.unwrap();
+    assert_eq!(tinas.len(), 2);
+    assert_eq!(tinas[0].recording_id, "r-3");
+}
+
+async fn access_request_finds_exactly_the_citizens_items(db: &TestDb) {
+    let store = &db.store;
+    let other = Cpr::parse(OTHER_CPR).unwrap();
+    store
+        .insert_call(&call_row("c-1", 100, Some(cpr())))
+        .await
+        .unwrap();
+    store
+        .insert_call(&call_row("c-2", 200, Some(other.clone())))
+        .await
+        .unwrap();
+    store
+        .insert_call(&call_row("c-3", 300, Some(cpr())))
+        .await
+        .unwrap();
+    closed_rec(store, "r-1", "c-1", 110, 1_000, Some(cpr())).await;
+    closed_rec(store, "r-2", "c-2", 210, 1_000, Some(other.clone())).await;
+    closed_rec(store, "r-3", "c-3", 310, 400, Some(cpr())).await;
+    store
+        .insert_recording(&new_rec(
+            "m-1",
+            "c-3",
+            RecordingKind::Message,
+            320,
+            Some(cpr()),
+        ))
+        .await
+        .unwrap();
+    // r-3 is deleted at its deadline: a tombstone is left.
+    store
+        .delete_recording("r-3", "retention", at(500), at(99_000))
+        .await
+        .unwrap();
+    // Who listened to the citizen's recordings, and an entry about somebody else.
+    let listened = store
+        .append_audit(&AuditEntry::new(
+            at(600),
+            "tina",
+            "team-leader",
+            "listen",
+            "r-1",
+        ))
+        .await
+        .unwrap();
+    let searched = store
+        .append_audit(
+            &AuditEntry::new(at(610), "rita", "records-officer", "search-cpr", "calls")
+                .with_cpr_hash(store.cpr_lookup_hash(&cpr())),
+        )
+        .await
+        .unwrap();
+    store
+        .append_audit(&AuditEntry::new(
+            at(620),
+            "tina",
+            "team-leader",
+            "listen",
+            "r-2",
+        ))
+        .await
+        .unwrap();
+
+    let request = NewAccessRequest {
+        law: AccessLaw::Forvaltningsloven,
+        received: jiff::civil::date(2026, 1, 5),
+        requester: "Borgeren selv".into(),
+        identity_verified_by: "MitID".into(),
+        cpr: cpr(),
+    };
+    let id = store
+        .open_access_request(&request, "rita", at(700))
+        .await
+        .unwrap();
+    let stored = store.access_request(id).await.unwrap().unwrap();
+    assert_eq!(stored.cpr, cpr());
+    assert_eq!(stored.state, AccessState::Open);
+    assert_eq!(stored.received, jiff::civil::date(2026, 1, 5));
+    let items: Vec<(AccessItemKind, String)> = store
+        .access_items(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.kind, i.item_id))
+        .collect();
+    let mut expected = vec![
+        (AccessItemKind::Recording, "r-1".to_owned()),
+        (AccessItemKind::Message, "m-1".to_owned()),
+        (AccessItemKind::Call, "c-1".to_owned()),
+        (AccessItemKind::Call, "c-3".to_owned()),
+        (AccessItemKind::Tombstone, "r-3".to_owned()),
+        (AccessItemKind::Audit, listened.to_string()),
+        (AccessItemKind::Audit, searched.to_string()),
+    ];
+    let mut sorted = items.clone();
+    sorted.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    expected.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+    assert_eq!(sorted, expected);
+    // Finding again adds nothing.
+    assert_eq!(store.find_access_items(id).await.unwrap(), 0);
+
+    // The hold keeps the citizen's recording past its deadline; the other citizen's goes.
+    assert_eq!(
+        store
+            .delete_recordings(&["r-1", "r-2"], "retention", at(1_100), at(99_000))
+            .await
+            .unwrap(),
+        ["2026/01/r-2.kre"]
+    );
+    // A call found by other keys (a relative called) can be added, once.
+    assert!(store
+        .add_access_item(id, AccessItemKind::Call, "c-2")
+        .await
+        .unwrap());
+    assert!(!store
+        .add_access_item(id, AccessItemKind::Call, "c-2")
+        .await
+        .unwrap());
+
+    let muted = ItemDecision::ReleaseMuted(vec![(1_000, 2_500), (4_000, 5_000)]);
+    store
+        .decide_access_item(
+            id,
+            AccessItemKind::Recording,
+            "r-1",
+            &muted,
+            "rita",
+            at(800),
+        )
+        .await
+        .unwrap();
+    let withhold = ItemDecision::Withhold("forvaltningsloven § 15 b, nr. 1".into());
+    store
+        .decide_access_item(id, AccessItemKind::Call, "c-2", &withhold, "rita", at(801))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .decide_access_item(id, AccessItemKind::Call, "c-9", &withhold, "rita", at(801))
+            .await,
+        Err(StoreError::NoSuchAccessItem { .. })
+    ));
+    let decided: Vec<_> = store
+        .access_items(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.decision.is_some())
+        .map(|i| (i.item_id, i.decision.unwrap(), i.decided_by))
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            ("c-2".to_owned(), withhold, Some("rita".to_owned())),
+            ("r-1".to_owned(), muted, Some("rita".to_owned())),
+        ]
+    );
+
+    store
+        .extend_access_request(id, jiff::civil::date(2026, 1, 30), "mange optagelser")
+        .await
+        .unwrap();
+    store
+        .set_access_state(id, AccessState::Answered, "rita", at(900))
+        .await
+        .unwrap();
+    let answered = store.access_request(id).await.unwrap().unwrap();
+    assert_eq!(
+        answered.extension,
+        Some((
+            jiff::civil::date(2026, 1, 30),
+            "mange optagelser".to_owned()
+        ))
+    );
+    assert_eq!(answered.answered, Some(at(900)));
+    assert_eq!(store.access_requests(true).await.unwrap().len(), 1);
+    // Closing lifts the hold: the recording goes at the next sweep.
+    store
+        .set_access_state(id, AccessState::Closed, "rita", at(1_000))
+        .await
+        .unwrap();
+    assert_eq!(store.access_requests(true).await.unwrap(), []);
+    assert_eq!(store.access_requests(false).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .delete_recordings(&["r-1"], "retention", at(1_200), at(99_000))
+            .await
+            .unwrap(),
+        ["2026/01/r-1.kre"]
+    );
+}
+
+async fn search_calls_by_every_key(db: &TestDb) {
+    let store = &db.store;
+    let other = Cpr::parse(OTHER_CPR).unwrap();
+    let mut relative = call_row("c-2", 200, None);
+    relative.caller = Some("+4598765432".into());
+    store
+        .insert_call(&call_row("c-1", 100, Some(cpr())))
+        .await
+        .unwrap();
+    store.insert_call(&relative).await.unwrap();
+    store
+        .insert_call(&call_row("c-3", 300, Some(other)))
+        .await
+        .unwrap();
+    store
+        .finish_call("c-1", at(150), "answered", Some("anna"), false)
+        .await
+        .unwrap();
+    store
+        .finish_call("c-2", at(250), "answered", Some("bo"), false)
+        .await
+        .unwrap();
+    raw_sql(
+        store,
+        "INSERT INTO journal_links (call_id, case_number, created_by, created_us) \
+         VALUES ('c-2', '27.12.04-P20-1-26', 'bo', 1), ('c-3', 'gone', 'bo', 1)",
+    )
+    .await;
+    raw_sql(
+        store,
+        "UPDATE journal_links SET removed_by = 'bo', removed_us = 2 WHERE case_number = 'gone'",
+    )
+    .await;
+    let ids =
+        |calls: Vec<CallRecord>| -> Vec<String> { calls.into_iter().map(|c| c.call.id).collect() };
+    let search = |s: CallSearch| async move { ids(store.search_calls(&s).await.unwrap()) };
+    assert_eq!(search(CallSearch::default()).await, ["c-3", "c-2", "c-1"]);
+    assert_eq!(
+        search(CallSearch {
+            cpr: Some(cpr()),
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-1"]
+    );
+    assert_eq!(
+        search(CallSearch {
+            caller: Some("+4598765432".into()),
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-2"]
+    );
+    assert_eq!(
+        search(CallSearch {
+            from: Some(at(150)),
+            to: Some(at(300)),
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-2"]
+    );
+    assert_eq!(
+        search(CallSearch {
+            case_number: Some("27.12.04-P20-1-26".into()),
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-2"]
+    );
+    // A removed link no longer finds the call.
+    assert_eq!(
+        search(CallSearch {
+            case_number: Some("gone".into()),
+            ..CallSearch::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        search(CallSearch {
+            agent: Some("anna".into()),
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-1"]
+    );
+    assert_eq!(
+        search(CallSearch {
+            cpr: Some(cpr()),
+            agent: Some("bo".into()),
+            ..CallSearch::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        search(CallSearch {
+            limit: 2,
+            ..CallSearch::default()
+        })
+        .await,
+        ["c-3", "c-2"]
     );
 }
