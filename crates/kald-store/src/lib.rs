@@ -212,6 +212,26 @@ pub enum StoreError {
         /// Why opening failed; contains no digits.
         source: ProtectError,
     },
+    /// There is no live journal link with this id (unknown, or removed).
+    #[error("no live journal link with id {id}")]
+    NoSuchJournalLink {
+        /// The link's id.
+        id: i64,
+    },
+    /// There is no journal export (outbox row) with this id.
+    #[error("no journal export with id {id}")]
+    NoSuchJournalExport {
+        /// The row's id.
+        id: i64,
+    },
+    /// The recording cannot be journalised under that link.
+    #[error("recording {recording} cannot be journalised: {reason}")]
+    NotJournalisable {
+        /// kald's random recording id.
+        recording: String,
+        /// Why not (the recording is still being recorded, or is of another call).
+        reason: &'static str,
+    },
 }
 
 /// The connection pool of either backend.
@@ -236,11 +256,15 @@ macro_rules! on_pool {
 }
 
 pub mod audit;
+mod journal;
 mod recordings;
 mod records;
 
 pub use audit::{
     AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, AUDIT_PAGE, GENESIS,
+};
+pub use journal::{
+    JournalExport, JournalExportState, JournalLink, JournalTarget, UnknownJournalName,
 };
 pub use recordings::DELETE_BATCH;
 pub use records::{

@@ -119,7 +119,8 @@ impl Store {
                 call: rec.call_id.clone(),
             });
         }
-        Ok(())
+        // A call with a live journal link makes its new recordings `linked` (issue 9).
+        self.link_new_recording(&rec.id, &rec.call_id).await
     }
 
     /// Closes a recording that finished normally: its end, duration, the SHA-256 of its

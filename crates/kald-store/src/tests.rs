@@ -212,6 +212,7 @@ macro_rules! on_both {
 }
 
 /// Journal links and the outbox (issue 9).
+mod journal;
 
 on_both!(
     agents,
