@@ -13,6 +13,8 @@
 //!   [`Diagnostic`]s.
 //! - [`access`]: access requests (aktindsigt, GDPR art. 15): deadlines in working days or
 //!   months, reminders, review decisions per item ([`access::Decision`]) and the archive's index.
+//! - [`journal`]: a linked recording as a document for the case system — the JSON
+//!   [`Manifest`], the document's name (no CPR number) and the [`RetrySchedule`] of deliveries.
 //! - [`retention`]: [`sweep`] decides, for a pinned time, what to delete, what to keep despite
 //!   its deadline (holds, recordings waiting for the journal), and which tombstones to purge.
 //!
@@ -36,6 +38,7 @@
 pub mod access;
 pub mod diag;
 pub mod format;
+pub mod journal;
 pub mod keys;
 pub mod policy;
 pub mod retention;
@@ -49,6 +52,7 @@ pub use format::{
     export_wav, export_wav_muted, reencrypt, ChunkReader, ChunkWriter, Ending, ExportInfo,
     Finished, FormatError, Header, Reencrypted,
 };
+pub use journal::{DocumentFacts, Manifest, RetrySchedule};
 pub use keys::{KeyError, RecordingKeys};
 pub use policy::{
     Access, CallerKeys, Permission, Policy, Retention, RetentionPeriod, Role, UnknownName,
