@@ -111,7 +111,8 @@ def parse_event(line: str, message: str):
 class Kald:
     """A `kald serve` process on loopback, its output in `log`."""
 
-    def __init__(self, workdir: Path, flow: Path | None = None, config: str | None = None):
+    def __init__(self, workdir: Path, flow: Path | None = None, config: str | None = None,
+                 rust_log: str | None = None, sip_port: int | None = None):
         if not KALD_BIN.is_file():
             pytest.fail(f"no kald binary at {KALD_BIN}: run `cargo build -p kald` or set KALD_BIN")
         self.workdir = workdir
@@ -124,9 +125,14 @@ class Kald:
         (self.flows / "hovednummer.toml").write_text(flow.read_text())
         if not (self.flows / "prompts").exists():
             (self.flows / "prompts").symlink_to(FLOWS / "prompts")
-        self.sip_port = _free_sip_port()
+        # `sip_port`: the port of an earlier kald on this workdir (a restart), else a free one.
+        self.sip_port = sip_port or _free_sip_port()
         low, high = _free_media_range()
+        # RUST_LOG is dropped so the tests see kald's default log level, unless a test asks for
+        # a filter (e.g. "trace" for the CPR leak test).
         env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+        if rust_log is not None:
+            env["RUST_LOG"] = rust_log
         env["NO_COLOR"] = "1"
         args = [
             str(KALD_BIN), "--log-format", "json", "serve",
