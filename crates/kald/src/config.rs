@@ -11,6 +11,7 @@ use serde::Deserialize;
 use kald_sip::endpoint::{NumberRoute, Trunk};
 
 use crate::calls::OverloadAction;
+pub(crate) use crate::journal::JournalConfig;
 
 /// The whole configuration after file and flags are merged.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) policy: PathBuf,
     /// Whether consented calls are recorded at all.
     pub(crate) record: bool,
+    /// Journal links and journalising: the case-number pattern, the drop folder, the webhook.
+    pub(crate) journal: JournalConfig,
 }
 
 /// Queues, agents and the registrar, from the `[[queue]]`, `[[agent]]` and `[registrar]`
@@ -178,6 +181,8 @@ pub(crate) struct FileConfig {
     pub(crate) users: Vec<FileUser>,
     #[serde(default)]
     pub(crate) registrar: Option<FileRegistrar>,
+    #[serde(default)]
+    pub(crate) journal: Option<crate::journal::FileJournal>,
 }
 
 /// One `[[trunk]]` table.
@@ -342,6 +347,7 @@ impl Config {
                 .or(fc.policy)
                 .unwrap_or_else(|| PathBuf::from("recordings-policy/policy.toml")),
             record: flags.record.or(fc.record).unwrap_or(true),
+            journal: JournalConfig::from_file(fc.journal.unwrap_or_default())?,
             centre: check_centre(Centre {
                 queues: fc.queues,
                 agents: fc.agents,

@@ -7,6 +7,7 @@ mod clock;
 mod config;
 mod flow_cli;
 mod flows;
+mod journal;
 mod live;
 mod media;
 mod recorder;
@@ -265,6 +266,14 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
         calls.restore_agents(std::time::Instant::now(), &restored);
         let shutdown = CancellationToken::new();
+        // Journalising (issue 9): the API nudges the journaliser through `journal_handle`.
+        let journal_handle = journal::JournalHandle::new();
+        tokio::spawn(journal::run(
+            journal::Journaliser::new(store.clone(), config.journal.clone(), rec_keys.clone(), rec_dir.clone())?,
+            journal_handle.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
         let (snapshot_tx, snapshot_rx) =
             tokio::sync::watch::channel(std::sync::Arc::new(kald_api::Snapshot::default()));
         let (command_tx, command_rx) = tokio::sync::mpsc::channel(64);
