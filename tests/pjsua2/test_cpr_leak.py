@@ -26,6 +26,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 import re
 import resource
@@ -35,6 +36,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -50,6 +52,10 @@ from test_recordings import press
 
 FLOW = REPO / "tests" / "pjsua2" / "flows" / "cpr.toml"
 ADMIN, ADMIN_PASSWORD = "ada", "secret-pass-9"
+OFFICER, OFFICER_PASSWORD = "rita", "secret-pass-8"
+CASE_NUMBER = "32.18.00-G01-17-26"  # KLE-style, as kald's default case-number pattern wants
+# The records API (issue 9), used when kald's OpenAPI document lists all of it.
+RECORDS_API = {"/api/search", "/api/calls/{id}/cpr", "/api/calls/{id}/links", "/api/recordings/{id}/journalise"}
 
 # Test CPR numbers: the parser's rules (a real birth date, century from the 7th digit), some
 # passing the old modulus-11 check, some not (numbers issued since 2007 need not).
@@ -59,6 +65,9 @@ CPR = {
     "withdrawn": "0612552274",  # modulus 11, a leading zero; consents, then withdraws (9)
     "abandoned": "2306084763",  # born 2008, not modulus 11; hangs up during the read-back
     "crashed": "0912117358",  # born 2011, not modulus 11; kald is killed mid-call
+    # Entered by the agent over the API for the "refused" call (a correction after verifying
+    # the caller), when kald has the records API.
+    "corrected": "2911682411",  # modulus 11
 }
 # Typed before "abandoned" and refused by the validator (31 February): typed digits of any
 # kind must not reach a log either.
@@ -86,6 +95,12 @@ login = "{ADMIN}"
 name = "Ada Administrator"
 password = "{ADMIN_PASSWORD}"
 role = "administrator"
+
+[[user]]
+login = "{OFFICER}"
+name = "Rita Records"
+password = "{OFFICER_PASSWORD}"
+role = "records-officer"
 """
 
 
@@ -313,6 +328,29 @@ def metrics(port: int) -> str:
         return r.read().decode()
 
 
+def http(port: int, method: str, path: str, bearer: str, body: dict | None = None,
+         raw: bytes | None = None) -> tuple[int, object]:
+    """A request whatever its status: (status, JSON answer or None)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    req.add_header("Authorization", f"Bearer {bearer}")
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, data, timeout=5) as r:
+            status, answer = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, answer = e.code, e.read()
+    try:
+        return status, json.loads(answer) if answer else None
+    except ValueError:
+        return status, answer.decode(errors="replace")
+
+
+def dashed(digits: str) -> str:
+    return f"{digits[:6]}-{digits[6:]}"
+
+
 def journal_drop_folder_supported(tmp: Path) -> bool:
     """Whether kald's config takes `[journal] drop_folder` (being added for issue 9)."""
     probe = tmp / "probe"
@@ -354,6 +392,8 @@ class Run:
     evidence: Evidence
     drop_folder: Path | None
     seconds: float
+    # What of the records API was driven (empty when kald has none yet).
+    records_api: list[str] = field(default_factory=list)
 
 
 def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -> Run:
@@ -362,6 +402,7 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
     ev = Evidence()
     config = (f'database = "{database}"\n' if database else "") + CONFIG
     if drop_folder is not None:
+        drop_folder.mkdir(mode=0o700, exist_ok=True)  # the case system's folder exists already
         config += f'\n[journal]\ndrop_folder = "{drop_folder}"\n'
     centre = TraceCentre(peer, tmp, config)
     try:
@@ -370,6 +411,10 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
         centre.feature(anna, "*20", "Available")
         port = http_port(centre)
         anna_token = token(port, "anna", PASSWORD)
+        paths = set(api(port, "/api/openapi.json", token(port, ADMIN, ADMIN_PASSWORD))["paths"])
+        officer = token(port, OFFICER, OFFICER_PASSWORD) if RECORDS_API <= paths else None
+        done: list[str] = []
+        call_ids: dict[str, str] = {}
 
         def talk_to_anna(c, name: str, consent: str):
             n = len(anna.incoming)
@@ -379,6 +424,7 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
             assert shown and shown["cpr"] == f"{CPR[name][:6]}-{CPR[name][6:]}", (
                 f"{name}: the screen pop does not show the typed CPR number: {shown and shown.get('cpr') is not None}")
             assert shown["consent"] is (consent == "1"), shown["consent"]
+            call_ids[name] = shown["id"]
             return anna.incoming[-1]
 
         # Consents, is recorded, the agent reads the CPR number on the API; metrics meanwhile.
@@ -387,12 +433,29 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
         centre.kald.wait_for("recording started", 5)
         centre.wait(2.5)
         ev.texts["metrics during a call"] = metrics(port)
+        if officer:
+            # The agent links the call to the citizen's case.
+            status, link = http(port, "POST", f"/api/calls/{call_ids['recorded']}/links", anna_token,
+                                {"case_number": CASE_NUMBER, "note": "sygemelding"})
+            assert status == 201, (status, link)
+            done.append("link")
         centre.hang_up(c)
         centre.kald.wait_for("recording closed", 10)
 
         # Refuses consent, talks to the agent.
         c = call_with_cpr(centre, citizen, "2", [CPR["refused"]])
         talk_to_anna(c, "refused", "2")
+        if officer:
+            # The agent corrects the CPR number after verifying the caller: first a client's
+            # mistake (the number as a JSON number, which a rejection could echo), then right.
+            url = f"/api/calls/{call_ids['refused']}/cpr"
+            raw = f'{{"cpr": {int(CPR["corrected"])}, "verified_by": "kontrolspørgsmål"}}'.encode()
+            status, answer = http(port, "POST", url, anna_token, raw=raw)
+            assert 400 <= status < 500, (status, answer)
+            status, answer = http(port, "POST", url, anna_token,
+                                  {"cpr": dashed(CPR["corrected"]), "verified_by": "kontrolspørgsmål"})
+            assert 200 <= status < 300, (status, answer)
+            done.append("CPR correction")
         centre.wait(1.0)
         centre.hang_up(c)
 
@@ -412,6 +475,26 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
         centre.hang_up(c)
         centre.wait(1.0)
         ev.texts["metrics after the calls"] = metrics(port)
+        if officer:
+            # A records officer searches by CPR number (in the query string), plain and dashed,
+            # and by an invalid one.
+            status, found = http(port, "GET", f"/api/search?cpr={dashed(CPR['recorded'])}", officer)
+            assert status == 200, (status, found)
+            mine = [f for f in found if f["id"] == call_ids["recorded"]]
+            assert mine and mine[0]["cpr"] == dashed(CPR["recorded"]) and mine[0]["recordings"], found
+            status, found = http(port, "GET", f"/api/search?cpr={CPR['corrected']}", officer)
+            assert status == 200 and [f["id"] for f in found] == [call_ids["refused"]], (status, found)
+            status, _ = http(port, "GET", f"/api/search?cpr={INVALID_TYPED}", officer)
+            assert status == 400, status
+            done.append("search by CPR")
+            if drop_folder is not None:
+                rec = mine[0]["recordings"][0]["id"]
+                link = mine[0]["links"][0]["id"]
+                status, answer = http(port, "POST", f"/api/recordings/{rec}/journalise", officer, {"link_id": link})
+                assert status == 202, (status, answer)
+                assert centre.pump(lambda: any(p.suffix == ".json" for p in drop_folder.glob("*.json")), 20), (
+                    f"nothing in the drop folder\n{centre.kald.text()[-5000:]}")
+                done.append("journalised to the drop folder")
 
         # Recorded and talking to the agent when kald is killed.
         c = call_with_cpr(centre, citizen, "1", [CPR["crashed"]])
@@ -442,7 +525,7 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
     ev.texts["kald output after the restart"] = k.text()
     assert k.proc.returncode == 0, k.text()[-5000:]
     ev.add_tree("data dir", tmp / "data")
-    return Run(ev, drop_folder, time.monotonic() - started)
+    return Run(ev, drop_folder, time.monotonic() - started, done)
 
 
 def assert_trace_and_no_leaks(ev: Evidence):
@@ -476,11 +559,13 @@ def sqlite_dump(path: Path) -> str:
         con.close()
 
 
-def assert_hashes(rows: dict[str, set[str]], keys: Path):
+def assert_hashes(rows: dict[str, set[str]], keys: Path, corrected: bool):
     """The CPR numbers went through: each is in the call records (the one killed mid-call at
     least in the recordings' catalogue) by its keyed hash."""
     h = {name: lookup_hash(keys, d) for name, d in CPR.items()}
     for name in ("recorded", "refused", "withdrawn", "abandoned"):
+        if name == "refused" and corrected:
+            name = "corrected"
         assert h[name] in rows["calls"], f"no call record with the keyed hash of the {name!r} CPR"
     assert h["recorded"] in rows["recordings"], "the recording is not catalogued with its CPR hash"
     assert h["crashed"] in rows["calls"] | rows["recordings"], "the call killed mid-way left no CPR hash"
@@ -498,13 +583,14 @@ def test_sqlite_run_leaks_no_cpr(sqlite_run, measured):
         assert con.execute("SELECT count(*) FROM queue_events").fetchone()[0] > 0
     finally:
         con.close()
-    assert_hashes(rows, tmp / "keys")
+    assert_hashes(rows, tmp / "keys", "CPR correction" in run.records_api)
     ev = run.evidence
     ev.texts["SQLite dump (iterdump)"] = sqlite_dump(db)
     assert "INSERT INTO" in ev.texts["SQLite dump (iterdump)"]
     assert any(k.startswith("data dir/recordings/") for k in ev.blobs), "no recording on disk"
     measured(f"CPR leak scan (SQLite): {len(ev.texts)} texts ({sum(map(len, ev.texts.values())) // 1024} KiB), "
-             f"{len(ev.blobs)} files ({sum(map(len, ev.blobs.values())) // 1024} KiB); calls took {run.seconds:.0f} s")
+             f"{len(ev.blobs)} files ({sum(map(len, ev.blobs.values())) // 1024} KiB); calls took {run.seconds:.0f} s; "
+             f"records API: {', '.join(run.records_api) or 'not in this kald'}")
     assert_trace_and_no_leaks(ev)
 
 
@@ -537,7 +623,7 @@ def test_postgres_run_leaks_no_cpr(peer, tmp_path, measured):
                 for t in ("calls", "recordings")}
         assert int(_psql(url, "SELECT count(*) FROM audit_log WHERE action = 'consent-withdraw'")) >= 1
         assert int(_psql(url, "SELECT count(*) FROM queue_events")) > 0
-        assert_hashes(rows, tmp_path / "keys")
+        assert_hashes(rows, tmp_path / "keys", "CPR correction" in run.records_api)
         dump = subprocess.run(["pg_dump", "--no-owner", "-d", url], capture_output=True, timeout=120)
         assert dump.returncode == 0, dump.stderr.decode(errors="replace")
         text = dump.stdout.decode(errors="replace")
@@ -547,7 +633,8 @@ def test_postgres_run_leaks_no_cpr(peer, tmp_path, measured):
         ev.blobs["pg_dump (bytes)"] = dump.stdout
         assert not (tmp_path / "data" / "kald.db").exists(), "kald used SQLite, not the database given"
         measured(f"CPR leak scan (PostgreSQL): {len(ev.texts)} texts ({sum(map(len, ev.texts.values())) // 1024} KiB), "
-                 f"{len(ev.blobs)} files; calls took {run.seconds:.0f} s")
+                 f"{len(ev.blobs)} files; calls took {run.seconds:.0f} s; "
+                 f"records API: {', '.join(run.records_api) or 'not in this kald'}")
         assert_trace_and_no_leaks(ev)
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, old)
@@ -560,9 +647,11 @@ def test_journal_drop_folder_leaks_no_cpr(sqlite_run):
     if run.drop_folder is None:
         pytest.skip("kald's config has no [journal] drop_folder yet (journalising, issue 9): no drop folder to scan")
     files = [p for p in run.drop_folder.rglob("*") if p.is_file()] if run.drop_folder.exists() else []
-    others = [p for p in files if p.suffix != ".json" and "manifest" not in p.name]
+    others = [p for p in files if p.suffix != ".json"]
     if not others:
-        pytest.skip("nothing was journalised to the drop folder in this run (no journal link/export driven yet)")
+        pytest.skip("kald has no records API (links, journalising) yet: nothing was written to the drop folder")
+    assert "journalised to the drop folder" in run.records_api
+    assert any(p.suffix == ".wav" for p in others), others
     ev = Evidence()
     for p in others:
         ev.blobs[f"drop folder/{p.relative_to(run.drop_folder)}"] = p.read_bytes()
