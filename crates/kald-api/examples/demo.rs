@@ -111,6 +111,7 @@ async fn main() {
             params: Default::default(),
         }),
         metrics: Arc::new(|| "kald_demo 1\n".into()),
+        records: None,
     };
 
     // The fake SIP loop: commands and a call every few seconds.

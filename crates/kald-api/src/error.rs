@@ -49,6 +49,12 @@ pub(crate) enum ApiError {
     /// No statistics source is configured or the store failed.
     #[error("statistics are not available")]
     NoStats,
+    /// A body field has a value the API refuses, with a message made by kald (never the input).
+    #[error("{0}")]
+    InvalidText(String),
+    /// No records source is configured (recordings, access requests, audit).
+    #[error("records are not available")]
+    NoRecords,
     /// Something internal failed (logged by the caller without personal data).
     #[error("internal error")]
     Internal,
@@ -62,11 +68,13 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadBody | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadBody | Self::Invalid(_) | Self::InvalidText(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::BadQuery(_) => StatusCode::BAD_REQUEST,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::Refused(_) => StatusCode::CONFLICT,
-            Self::Unavailable | Self::NoStats => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::NoStats | Self::NoRecords => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

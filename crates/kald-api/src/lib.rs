@@ -62,21 +62,27 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod access;
 mod auth;
 mod error;
 mod events;
 mod model;
 mod pages;
+mod records;
+mod records_model;
 mod routes;
 mod state;
 mod stats;
 mod view;
 
+pub use access::reminders;
 pub use model::{
     AgentStatus, Command, ErrorBody, Health, ListenRequest, LiveCall, LiveView, LoginRequest,
     LoginResponse, Me, MetricsFn, MyCall, MyCallResponse, QueueFigures, QueueState, QueueSummary,
     Reply, Role, Snapshot, StateAction, StateChange, UnknownRole, User,
 };
+pub use records::{ClockFn, PolicyFn, RecordsSource};
+pub use records_model::*;
 pub use stats::StatsSource;
 
 use error::ApiError;
@@ -95,6 +101,9 @@ pub struct Backend {
     pub stats: Option<StatsSource>,
     /// Prometheus text for `/metrics`.
     pub metrics: MetricsFn,
+    /// Recordings, case links, access requests and the audit log (`None`: those routes
+    /// answer 503).
+    pub records: Option<RecordsSource>,
 }
 
 /// Timeouts and limits of the API; [`Settings::default`] is what `kald serve` uses.
@@ -190,6 +199,30 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::listen_start, routes::listen_stop))
         .routes(routes!(events::events))
         .routes(routes!(stats::stats))
+        .routes(routes!(records::my_recordings))
+        .routes(routes!(records::team_recordings))
+        .routes(routes!(records::grant))
+        .routes(routes!(records::withdraw_grant))
+        .routes(routes!(records::ask_to_listen))
+        .routes(routes!(records::audio))
+        .routes(routes!(records::links, records::add_link))
+        .routes(routes!(records::remove_link))
+        .routes(routes!(records::correct_cpr))
+        .routes(routes!(records::journalise))
+        .routes(routes!(records::journal_state))
+        .routes(routes!(records::erase))
+        .routes(routes!(records::holds, records::add_hold))
+        .routes(routes!(records::lift_hold))
+        .routes(routes!(records::search))
+        .routes(routes!(records::audit_log))
+        .routes(routes!(records::audit_verify))
+        .routes(routes!(access::open, access::list))
+        .routes(routes!(access::show))
+        .routes(routes!(access::add_item))
+        .routes(routes!(access::decide))
+        .routes(routes!(access::extend))
+        .routes(routes!(access::close))
+        .routes(routes!(access::archive))
 }
 
 /// The OpenAPI 3 document of every route (also served at `/api/openapi.json`).

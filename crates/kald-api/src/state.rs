@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) stats_cache: StatsCache,
     /// Prometheus text.
     pub(crate) metrics: MetricsFn,
+    /// Recordings, links, access requests and the audit log.
+    pub(crate) records: Option<crate::RecordsSource>,
     /// Live sessions (never held across an await).
     pub(crate) sessions: Mutex<Sessions>,
     /// Failed log-ins.
@@ -60,6 +62,7 @@ impl AppState {
                 stats: backend.stats,
                 stats_cache: StatsCache::default(),
                 metrics: backend.metrics,
+                records: backend.records,
                 sessions: Mutex::new(Sessions::default()),
                 throttle: Mutex::new(Throttle::default()),
                 settings,

@@ -75,6 +75,14 @@ async fn the_cpr_number_reaches_only_the_agent_on_the_call() {
                     row.body.clone(),
                 )
                 .await;
+            // Records officers see the CPR numbers of what they search and of access
+            // requests (their work); tested in records.rs.
+            let records_officer = login == Some("rita")
+                && (row.template == "/api/search"
+                    || row.template.starts_with("/api/access-requests"));
+            if records_officer {
+                continue;
+            }
             let allowed = row.path == "/api/me/call" && login == Some("anna");
             if allowed {
                 assert!(

@@ -27,7 +27,8 @@ use crate::{micros, query, Pool, Store, StoreError};
 pub const DELETE_BATCH: usize = 500;
 
 /// The columns of a recording, in [`RawRecording`]'s names.
-const SELECT_RECORDING: &str = "SELECT id, call_id, kind, file, key_id, started_us, ended_us, \
+pub(crate) const SELECT_RECORDING: &str =
+    "SELECT id, call_id, kind, file, key_id, started_us, ended_us, \
                                 duration_ms, agent_id, queue, topic, consent, consent_at_us, \
                                 flow_version, cpr_sealed, retention_until_us, sha256, state, \
                                 journal_state, created_us FROM recordings";

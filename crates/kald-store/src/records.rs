@@ -852,3 +852,26 @@ impl RawAccessItem {
         })
     }
 }
+
+impl Store {
+    /// The recordings an agent took part in, newest first, at most `limit` (for the agent's
+    /// "my recordings" and a team leader's list).
+    pub async fn recordings_of_agent(
+        &self,
+        agent: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::Recording>, StoreError> {
+        let raw: Vec<crate::rows::RawRecording> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "{} WHERE agent_id = $1 ORDER BY started_us DESC, id DESC LIMIT $2",
+                crate::recordings::SELECT_RECORDING
+            ))
+            .bind(agent)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(query("read an agent's recordings"))?
+        });
+        raw.into_iter().map(|r| r.into_row(&self.keys)).collect()
+    }
+}

@@ -263,6 +263,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
                 rec_keys.current_key_id(),
             ),
         };
+        let published_policy = settings.recordings.published();
         let mut calls = calls::Calls::new(media, flows, clock.clone(), settings, records::Records::new(records_tx));
         calls.restore_agents(std::time::Instant::now(), &restored);
         let shutdown = CancellationToken::new();
@@ -290,6 +291,15 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             metrics: std::sync::Arc::new(move || {
                 metrics_read.read().map(|m| m.clone()).unwrap_or_default()
             }),
+            records: Some(records_source(
+                &store,
+                &rec_dir,
+                &rec_keys,
+                published_policy,
+                &config.journal,
+                &journal_handle,
+                &clock,
+            )),
         };
         tracing::info!(http = %http.local_addr()?, "web pages and API listening");
         let api = tokio::spawn(kald_api::serve(http, backend, shutdown.clone()));
@@ -326,6 +336,35 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         }
         result
     })
+}
+
+/// What the records routes of the API need: the store, the recordings and their keys, the
+/// live policy, the case-number pattern and journal targets, the clock.
+fn records_source(
+    store: &kald_store::Store,
+    rec_dir: &std::path::Path,
+    rec_keys: &kald_recordings::RecordingKeys,
+    policy: recording::PublishedPolicy,
+    journal: &config::JournalConfig,
+    journal_handle: &journal::JournalHandle,
+    clock: &clock::Clock,
+) -> kald_api::RecordsSource {
+    let clock = clock.clone();
+    kald_api::RecordsSource {
+        store: store.clone(),
+        recordings_dir: rec_dir.to_path_buf(),
+        keys: std::sync::Arc::new(rec_keys.clone()),
+        policy: std::sync::Arc::new(move || match policy.read() {
+            Ok(p) => std::sync::Arc::clone(&p),
+            // A writer panicked mid-replace: the value is still a whole policy.
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }),
+        case_number: Some(journal.case_number_pattern.clone()),
+        journal_targets: journal.targets(),
+        journal_nudge: Some(journal_handle.notify()),
+        deadlines: kald_recordings::DeadlineParams::default(),
+        clock: std::sync::Arc::new(move || clock.now()),
+    }
 }
 
 async fn wait_for_signal() {

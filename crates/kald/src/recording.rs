@@ -42,21 +42,34 @@ pub(crate) struct Recordings {
     pub(crate) policy_stamp: Option<std::time::SystemTime>,
     /// The id of the key new recordings are sealed with.
     key_id: u8,
+    /// The live policy as the API reads it (replaced on every reload).
+    published: PublishedPolicy,
 }
+
+/// The live recordings policy shared with the API: the SIP loop replaces it on reload.
+pub(crate) type PublishedPolicy = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Policy>>>;
 
 impl Recordings {
     /// Recording into `dir` with `policy`; `enabled` false records nothing (no writer).
     pub(crate) fn new(policy: Policy, dir: PathBuf, enabled: bool, key_id: u8) -> Self {
         Self {
             key_id,
-            policy,
             dir,
             enabled,
             next: 1,
             active: HashMap::new(),
             closing: HashMap::new(),
             policy_stamp: None,
+            published: std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+                policy.clone(),
+            ))),
+            policy,
         }
+    }
+
+    /// The live policy, for the API; it follows every reload.
+    pub(crate) fn published(&self) -> PublishedPolicy {
+        std::sync::Arc::clone(&self.published)
     }
 
     /// How many calls are being recorded now.
@@ -369,6 +382,9 @@ impl Calls {
         match Policy::load(path) {
             Ok(p) => {
                 tracing::info!(path = %path.display(), "recordings policy reloaded");
+                if let Ok(mut published) = self.recordings.published.write() {
+                    *published = std::sync::Arc::new(p.clone());
+                }
                 self.recordings.policy = p;
             }
             Err(diagnostics) => {

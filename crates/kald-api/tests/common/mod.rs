@@ -222,6 +222,7 @@ pub async fn backend(
         metrics: Arc::new(|| {
             "# TYPE kald_calls_in_progress gauge\nkald_calls_in_progress 2\n".to_owned()
         }),
+        records: None,
     };
     (backend, snapshot_tx, commands, dir)
 }
@@ -286,7 +287,7 @@ async fn fill_store(store: &kald_store::Store) {
 
 /// The fake with statistics.
 pub async fn fake() -> Fake {
-    fake_with(settings(), true).await
+    fake_records().await
 }
 
 /// The fake with these settings.
@@ -550,6 +551,199 @@ pub fn matrix() -> Vec<Row> {
             None,
             [401, 403, 200, 403, 200, 403, 200],
         ),
+        // Records (issue 9). Rows that would change what later rows read use ids that do
+        // not exist (404 for the roles that may), so the order of rows does not matter.
+        row(
+            Method::GET,
+            "/api/me/recordings",
+            "/api/me/recordings",
+            None,
+            [401, 200, 200, 200, 403, 403, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/recordings?agent=anna",
+            "/api/recordings",
+            None,
+            [401, 403, 200, 200, 403, 403, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/recordings/r-anna/audio?reason=aktindsigt",
+            "/api/recordings/{id}/audio",
+            None,
+            [401, 200, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/recordings/r-anna/grants",
+            "/api/recordings/{id}/grants",
+            Some(json!({"grantee": "tina", "grant": false})),
+            [401, 204, 403, 403, 403, 403, 403],
+        ),
+        row(
+            Method::DELETE,
+            "/api/recordings/r-anna/grants/tina",
+            "/api/recordings/{id}/grants/{grantee}",
+            None,
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/recordings/r-anna/listen-requests",
+            "/api/recordings/{id}/listen-requests",
+            Some(json!({"reason": "coaching"})),
+            [401, 403, 204, 204, 403, 403, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/calls/c-10/links",
+            "/api/calls/{id}/links",
+            None,
+            [401, 200, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/calls/c-10/links",
+            "/api/calls/{id}/links",
+            Some(json!({"case_number": "27.12.04-P20-1-26"})),
+            [401, 201, 403, 403, 403, 201, 403],
+        ),
+        row(
+            Method::DELETE,
+            "/api/links/999",
+            "/api/links/{id}",
+            None,
+            [401, 404, 404, 404, 403, 404, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/calls/c-10/cpr",
+            "/api/calls/{id}/cpr",
+            Some(json!({"cpr": ANNA_CPR_DASHED, "verified_by": "kontrolspørgsmål"})),
+            [401, 204, 403, 403, 403, 403, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/recordings/r-anna/journalise",
+            "/api/recordings/{id}/journalise",
+            Some(json!({"link_id": 999})),
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/recordings/r-anna/journal",
+            "/api/recordings/{id}/journal",
+            None,
+            [401, 403, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/recordings/r-none/erase",
+            "/api/recordings/{id}/erase",
+            Some(json!({"reason": "samtykke trukket tilbage"})),
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/holds",
+            "/api/holds",
+            None,
+            [401, 403, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/holds",
+            "/api/holds",
+            Some(json!({"call": "c-11", "reason": "klage"})),
+            [401, 403, 403, 403, 403, 201, 403],
+        ),
+        row(
+            Method::DELETE,
+            "/api/holds/999",
+            "/api/holds/{id}",
+            None,
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/search?caller=%2B4520000001",
+            "/api/search",
+            None,
+            [401, 403, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/access-requests",
+            "/api/access-requests",
+            None,
+            [401, 403, 403, 403, 403, 200, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/access-requests",
+            "/api/access-requests",
+            Some(
+                json!({"law": "gdpr", "requester": "Borgeren", "identity_verified_by": "MitID", "cpr": WAITING_CPR}),
+            ),
+            [401, 403, 403, 403, 403, 201, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/access-requests/999",
+            "/api/access-requests/{id}",
+            None,
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/access-requests/999/items",
+            "/api/access-requests/{id}/items",
+            Some(json!({"kind": "call", "id": "c-10"})),
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::PUT,
+            "/api/access-requests/999/items/call/c-10",
+            "/api/access-requests/{id}/items/{kind}/{item}",
+            Some(json!({"decision": "release"})),
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/access-requests/999/extend",
+            "/api/access-requests/{id}/extend",
+            Some(json!({"until": "2026-12-24", "reason": "mange emner"})),
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::POST,
+            "/api/access-requests/999/close",
+            "/api/access-requests/{id}/close",
+            None,
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/access-requests/999/archive",
+            "/api/access-requests/{id}/archive",
+            None,
+            [401, 403, 403, 403, 403, 404, 403],
+        ),
+        row(
+            Method::GET,
+            "/api/audit",
+            "/api/audit",
+            None,
+            [401, 403, 403, 403, 403, 403, 200],
+        ),
+        row(
+            Method::GET,
+            "/api/audit/verify",
+            "/api/audit/verify",
+            None,
+            [401, 403, 403, 403, 403, 403, 200],
+        ),
     ]
 }
 
@@ -558,4 +752,137 @@ pub fn has_cpr(text: &str) -> bool {
     [ANNA_CPR, ANNA_CPR_DASHED, WAITING_CPR, "251287-1238"]
         .iter()
         .any(|cpr| text.contains(cpr))
+}
+
+/// The recordings of the records fixture: Anna's and Bo's calls, 3 s each.
+pub const ANNA_RECORDING: &str = "r-anna";
+/// Bo's recording.
+pub const BO_RECORDING: &str = "r-bo";
+/// Seconds of audio in each fixture recording.
+pub const RECORDING_SECONDS: usize = 3;
+
+/// A fake with a records source: an SQLite store holding two answered calls with recordings
+/// (Anna's c-10 with CPR [`ANNA_CPR`], Bo's c-11 with [`WAITING_CPR`]), each a real
+/// encrypted recording of 3 s (citizen 440 Hz left, agent 1000 Hz right), the shipped
+/// recordings policy, a case-number pattern and a drop-folder journal target.
+pub async fn fake_records() -> Fake {
+    let (mut backend, snapshot, commands, dir) = backend(true).await;
+    let dir = dir.unwrap();
+    let store = backend.stats.as_ref().unwrap().store.clone();
+    let rec_dir = dir.path().join("recordings");
+    std::fs::create_dir_all(&rec_dir).unwrap();
+    let keys = Arc::new(kald_recordings::RecordingKeys::generate().unwrap());
+    let t0: jiff::Timestamp = "2026-11-23T08:00:00Z".parse().unwrap();
+    for (n, (rec, call, agent, cpr)) in [
+        (ANNA_RECORDING, "c-10", "anna", ANNA_CPR),
+        (BO_RECORDING, "c-11", "bo", WAITING_CPR),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let started = t0 + jiff::SignedDuration::from_secs(600 * n as i64);
+        store
+            .insert_call(&kald_store::CallRow {
+                id: call.into(),
+                started,
+                caller: Some(format!("+45{}", 20_000_000 + n)),
+                entry_point: "hovednummer".into(),
+                flow_version: None,
+                consent: Some(true),
+                consent_at: Some(started),
+                topic: Some("Sygemelding".into()),
+                queue: Some("sygedagpenge".into()),
+                cpr: Some(cpr.parse().unwrap()),
+            })
+            .await
+            .unwrap();
+        store
+            .finish_call(
+                call,
+                started + jiff::SignedDuration::from_secs(60),
+                "answered",
+                Some(agent),
+                false,
+            )
+            .await
+            .unwrap();
+        let file = format!("{rec}.kre");
+        let mut writer = kald_recordings::ChunkWriter::new(
+            std::fs::File::create(rec_dir.join(&file)).unwrap(),
+            &keys,
+            // Distinct per file, as the format asks; random in kald itself.
+            [n as u8 + 1; kald_recordings::format::FILE_NONCE_LEN],
+        )
+        .unwrap();
+        let mut frame = vec![0i16; kald_recordings::format::FRAME_SAMPLES];
+        for f in 0..RECORDING_SECONDS * 50 {
+            for (i, pair) in frame.chunks_mut(2).enumerate() {
+                let t = (f * 160 + i) as f64 / 8000.0;
+                pair[0] = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+                pair[1] = (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16;
+            }
+            writer.push_frame(&frame).unwrap();
+        }
+        let finished = writer.finish().unwrap();
+        store
+            .insert_recording(&kald_store::NewRecording {
+                id: rec.into(),
+                call_id: call.into(),
+                kind: kald_store::RecordingKind::Call,
+                file,
+                key_id: 1,
+                started: started + jiff::SignedDuration::from_secs(5),
+                agent: Some(agent.into()),
+                queue: Some("sygedagpenge".into()),
+                topic: Some("Sygemelding".into()),
+                consent: true,
+                consent_at: Some(started),
+                flow_version: None,
+                cpr: Some(cpr.parse().unwrap()),
+            })
+            .await
+            .unwrap();
+        store
+            .close_recording(
+                rec,
+                started + jiff::SignedDuration::from_secs(50),
+                Duration::from_secs(RECORDING_SECONDS as u64),
+                &finished.sha256,
+                started + jiff::SignedDuration::from_secs(90 * 86_400),
+            )
+            .await
+            .unwrap();
+    }
+    let policy = Arc::new(
+        kald_recordings::Policy::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../recordings-policy/policy.toml"),
+        )
+        .unwrap(),
+    );
+    let now: jiff::Zoned = "2026-11-23T10:00:00+01:00[Europe/Copenhagen]"
+        .parse()
+        .unwrap();
+    backend.records = Some(kald_api::RecordsSource {
+        store,
+        recordings_dir: rec_dir,
+        keys,
+        policy: Arc::new(move || policy.clone()),
+        case_number: Some(
+            regex::Regex::new(r"^\d{2}\.\d{2}\.\d{2}-[A-ZÆØÅ]\d{2}-\d+-\d{2}$").unwrap(),
+        ),
+        journal_targets: vec![kald_store::JournalTarget::Folder],
+        journal_nudge: None,
+        deadlines: Default::default(),
+        clock: Arc::new(move || now.clone()),
+    });
+    let shutdown = CancellationToken::new();
+    let app = kald_api::router_with(backend, settings(), shutdown.clone());
+    Fake {
+        app,
+        snapshot,
+        commands,
+        shutdown,
+        _dir: Some(dir),
+    }
 }
