@@ -133,6 +133,8 @@
       view = next;
       receivedAt = Date.now();
       render();
+      // recordings.js follows the current call (case links, CPR corrections).
+      document.dispatchEvent(new CustomEvent("kald-view", { detail: next }));
     }, (connected) => {
       const live = kald.text("live-indicator", connected ? "Live" : "Afbrudt");
       live.classList.toggle("on", connected);

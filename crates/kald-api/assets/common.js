@@ -15,7 +15,8 @@ const kald = {
   /** The page a role starts on. */
   homeOf(role) {
     if (role === "agent" || role === "team-leader" || role === "coach") return "/agent";
-    if (role === "supervisor" || role === "administrator") return "/wallboard";
+    if (role === "supervisor") return "/wallboard";
+    if (role === "records-officer" || role === "administrator") return "/records";
     return null;
   },
 

@@ -29,6 +29,20 @@
 //! | `POST /api/agents/{login}/state` | 401 | 403 | ✓ | 403 | ✓ | 403 | 403 |
 //! | `POST`/`DELETE /api/listen` | 401 | 403 | ✓ | ✓ | 403 | 403 | 403 |
 //! | `GET /metrics` (also Basic credentials) | 401 | 403 | 403 | 403 | 403 | 403 | ✓ |
+//! | `GET /records` (else 303 to `/`) | 303 | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `GET /api/me/recordings` (own, with grants and who accessed them) | 401 | ✓ | ✓ | ✓ | 403 | 403 | 403 |
+//! | `POST /api/recordings/{id}/grants`, `DELETE …/grants/{grantee}` (the recording's agent) | 401 | own | own | own | 403 | 403 | 403 |
+//! | `GET /api/recordings?agent=`, `POST /api/recordings/{id}/listen-requests` | 401 | 403 | ✓ | ✓ | 403 | 403 | 403 |
+//! | `GET /api/recordings/{id}/audio` | 401 | own | own, or granted | own, or granted | 403 | with reason | 403 |
+//! | `GET`/`POST /api/calls/{id}/links`, `DELETE /api/links/{id}` | 401 | own call | own call | own call | 403 | ✓ | 403 |
+//! | `POST /api/calls/{id}/cpr` | 401 | own call | own call | own call | 403 | 403 | 403 |
+//! | journalise, erase, holds, `GET /api/search`, `/api/access-requests…` | 401 | 403 | 403 | 403 | 403 | ✓ | 403 |
+//! | `GET /api/audit`, `GET /api/audit/verify` | 401 | 403 | 403 | 403 | 403 | 403 | ✓ |
+//!
+//! The records rows follow the recordings policy (`recordings-policy/policy.toml`, reloaded
+//! live): the table is what the shipped policy gives. "Own call" is the call the user is on
+//! or took; "granted" is the agent's grant for that recording to that team leader or coach.
+//! Every records action is written to the audit log before it happens (500 if it cannot be).
 //!
 //! Agents see every queue's load (the domain: "the load in each queue" is on their screen) but
 //! no agent details and no figures. The push channel sends each role what its `GET` routes
@@ -182,6 +196,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::index))
         .routes(routes!(pages::agent))
         .routes(routes!(pages::wallboard))
+        .routes(routes!(pages::records))
         .routes(routes!(pages::asset))
         .routes(routes!(routes::health))
         .routes(routes!(routes::metrics))

@@ -14,6 +14,8 @@ use crate::state::AppState;
 const LOGIN_HTML: &str = include_str!("../assets/login.html");
 /// The agent page.
 const AGENT_HTML: &str = include_str!("../assets/agent.html");
+/// The records officers' and administrators' page.
+const RECORDS_HTML: &str = include_str!("../assets/records.html");
 /// The wallboard.
 const WALLBOARD_HTML: &str = include_str!("../assets/wallboard.html");
 
@@ -38,6 +40,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "agent.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/agent.js"),
+    ),
+    (
+        "recordings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/recordings.js"),
+    ),
+    (
+        "records.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/records.js"),
     ),
     (
         "wallboard.js",
@@ -86,6 +98,16 @@ pub(crate) async fn wallboard(State(state): State<AppState>, headers: HeaderMap)
     page(&state, &headers, WALLBOARD_HTML)
 }
 
+/// The records page: search, access requests, holds and journalising for records officers;
+/// the audit log for administrators (redirects to the log-in page without a session).
+#[utoipa::path(get, path = "/records", tag = TAG,
+    responses(
+        (status = 200, description = "the records page", body = String, content_type = "text/html"),
+        (status = 303, description = "not logged in: to the log-in page")))]
+pub(crate) async fn records(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state, &headers, RECORDS_HTML)
+}
+
 /// `text` for a logged-in user, else a redirect to `/`.
 fn page(state: &AppState, headers: &HeaderMap, text: &'static str) -> Response {
     if state.caller(headers).is_some() {
@@ -97,7 +119,7 @@ fn page(state: &AppState, headers: &HeaderMap, text: &'static str) -> Response {
 
 /// The pages' CSS and JavaScript (no authentication: they hold no data).
 #[utoipa::path(get, path = "/assets/{file}", tag = TAG, security(()),
-    params(("file" = String, Path, description = "kald.css, common.js, login.js, agent.js or wallboard.js")),
+    params(("file" = String, Path, description = "kald.css, common.js, login.js, agent.js, recordings.js, records.js or wallboard.js")),
     responses(
         (status = 200, description = "the file", body = String),
         (status = 404, description = "no such file", body = ErrorBody)))]

@@ -433,6 +433,13 @@ pub fn matrix() -> Vec<Row> {
         ),
         row(
             Method::GET,
+            "/records",
+            "/records",
+            None,
+            [303, 200, 200, 200, 200, 200, 200],
+        ),
+        row(
+            Method::GET,
             "/assets/wallboard.js",
             "/assets/{file}",
             None,
