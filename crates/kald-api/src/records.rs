@@ -163,6 +163,30 @@ pub(crate) fn query_of<T: serde::de::DeserializeOwned + Default>(
         .map_err(|_| ApiError::BadQuery(what))
 }
 
+/// The start of a local day given as YYYY-MM-DD (of the day after, for an inclusive end);
+/// `None` for no or empty text.
+fn day_start(
+    tz: &jiff::tz::TimeZone,
+    text: Option<&str>,
+    day_after: bool,
+) -> Result<Option<Timestamp>, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let mut date: jiff::civil::Date = text
+        .parse()
+        .map_err(|_| ApiError::BadQuery("dates are YYYY-MM-DD"))?;
+    if day_after {
+        date = date
+            .tomorrow()
+            .map_err(|_| ApiError::BadQuery("date out of range"))?;
+    }
+    let start = date
+        .to_zoned(tz.clone())
+        .map_err(|_| ApiError::BadQuery("date out of range"))?;
+    Ok(Some(start.timestamp()))
+}
+
 /// A store failure as an API error: "no such …" → 404, the rest logged (the store's errors
 /// carry no personal data) → 500.
 pub(crate) fn store_error(error: StoreError) -> ApiError {
@@ -1101,22 +1125,7 @@ pub(crate) async fn search(
         None => None,
     };
     let tz = (src.clock)().time_zone().clone();
-    let day = |s: Option<String>, next: bool| -> Result<Option<Timestamp>, ApiError> {
-        let Some(s) = s else { return Ok(None) };
-        let mut date: jiff::civil::Date = s
-            .parse()
-            .map_err(|_| ApiError::BadQuery("dates are YYYY-MM-DD"))?;
-        if next {
-            date = date
-                .tomorrow()
-                .map_err(|_| ApiError::BadQuery("date out of range"))?;
-        }
-        Ok(Some(
-            date.to_zoned(tz.clone())
-                .map_err(|_| ApiError::BadQuery("date out of range"))?
-                .timestamp(),
-        ))
-    };
+    let day = |s: Option<String>, next: bool| day_start(&tz, s.as_deref(), next);
     let search = CallSearch {
         cpr: cpr.clone(),
         caller: text(&q.caller),
@@ -1231,24 +1240,7 @@ pub(crate) async fn audit_log(
     src.require(&caller, Permission::ReadAudit)?;
     let q: AuditQuery = query_of(&uri, "expected from, to, actor, action, target, format")?;
     let tz = (src.clock)().time_zone().clone();
-    let day = |s: &Option<String>, next: bool| -> Result<Option<Timestamp>, ApiError> {
-        let Some(s) = s.as_deref().filter(|s| !s.is_empty()) else {
-            return Ok(None);
-        };
-        let mut date: jiff::civil::Date = s
-            .parse()
-            .map_err(|_| ApiError::BadQuery("dates are YYYY-MM-DD"))?;
-        if next {
-            date = date
-                .tomorrow()
-                .map_err(|_| ApiError::BadQuery("date out of range"))?;
-        }
-        Ok(Some(
-            date.to_zoned(tz.clone())
-                .map_err(|_| ApiError::BadQuery("date out of range"))?
-                .timestamp(),
-        ))
-    };
+    let day = |s: &Option<String>, next: bool| day_start(&tz, s.as_deref(), next);
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
