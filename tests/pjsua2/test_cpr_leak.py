@@ -487,6 +487,12 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
             status, _ = http(port, "GET", f"/api/search?cpr={INVALID_TYPED}", officer)
             assert status == 400, status
             done.append("search by CPR")
+            if "/api/access-requests" in paths:
+                status, answer = http(port, "POST", "/api/access-requests", officer, {
+                    "law": "gdpr", "requester": "borgeren selv", "identity_verified_by": "MitID",
+                    "cpr": CPR["withdrawn"]})
+                assert status == 201, (status, answer)
+                done.append("access request")
             if drop_folder is not None:
                 rec = mine[0]["recordings"][0]["id"]
                 link = mine[0]["links"][0]["id"]
@@ -652,6 +658,10 @@ def test_journal_drop_folder_leaks_no_cpr(sqlite_run):
         pytest.skip("kald has no records API (links, journalising) yet: nothing was written to the drop folder")
     assert "journalised to the drop folder" in run.records_api
     assert any(p.suffix == ".wav" for p in others), others
+    # The manifest is the one place the CPR number leaves kald in clear: the scanner finds it
+    # there, so it is looking for the right numbers in the right form.
+    manifests = [p.read_text() for p in files if p.suffix == ".json"]
+    assert any(scan_text(m, CPR["recorded"]) for m in manifests), "the manifest does not carry the CPR number"
     ev = Evidence()
     for p in others:
         ev.blobs[f"drop folder/{p.relative_to(run.drop_folder)}"] = p.read_bytes()
