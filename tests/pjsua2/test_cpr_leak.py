@@ -351,16 +351,49 @@ def dashed(digits: str) -> str:
     return f"{digits[:6]}-{digits[6:]}"
 
 
+class CaseSystem:
+    """A case system's webhook on loopback: takes every document, answers with a receipt."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.bodies: list[bytes] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                answer = json.dumps({"document_id": f"DOC-{len(outer.bodies)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/documents"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def journal_drop_folder_supported(tmp: Path) -> bool:
-    """Whether kald's config takes `[journal] drop_folder` (being added for issue 9)."""
+    """Whether kald's config takes `[journal] drop_folder` and `webhook` (issue 9)."""
     probe = tmp / "probe"
     probe.mkdir()
-    (probe / "kald.toml").write_text(f'[journal]\ndrop_folder = "{probe / "drop"}"\n')
+    (probe / "kald.toml").write_text(
+        f'[journal]\ndrop_folder = "{probe / "drop"}"\nwebhook = "http://127.0.0.1:9/documents"\n')
     out = subprocess.run(
         [str(KALD_BIN), "audit", "verify", "--config", str(probe / "kald.toml"),
          "--data-dir", str(probe / "data"), "--keys-dir", str(probe / "keys")],
         capture_output=True, text=True, timeout=30, env={**os.environ, "RUST_LOG": "error"})
-    return not re.search(r"unknown field `(journal|drop_folder)`", out.stdout + out.stderr)
+    return not re.search(r"unknown field `(journal|drop_folder|webhook)`", out.stdout + out.stderr)
 
 
 def press_info(call, digits: str):
@@ -396,7 +429,8 @@ class Run:
     records_api: list[str] = field(default_factory=list)
 
 
-def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -> Run:
+def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None,
+              case_system: CaseSystem | None = None) -> Run:
     """The calls of the test against one kald (and its restart after the crash)."""
     started = time.monotonic()
     ev = Evidence()
@@ -404,6 +438,8 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
     if drop_folder is not None:
         drop_folder.mkdir(mode=0o700, exist_ok=True)  # the case system's folder exists already
         config += f'\n[journal]\ndrop_folder = "{drop_folder}"\n'
+        if case_system is not None:
+            config += f'webhook = "{case_system.url}"\n'
     centre = TraceCentre(peer, tmp, config)
     try:
         anna = centre.party("anna")
@@ -500,6 +536,12 @@ def run_calls(peer, tmp: Path, database: str | None, drop_folder: Path | None) -
                 assert status == 202, (status, answer)
                 assert centre.pump(lambda: any(p.suffix == ".json" for p in drop_folder.glob("*.json")), 20), (
                     f"nothing in the drop folder\n{centre.kald.text()[-5000:]}")
+                if case_system is not None:
+                    assert centre.pump(lambda: case_system.bodies, 20), (
+                        f"nothing POSTed to the webhook\n{centre.kald.text()[-5000:]}")
+                    assert centre.pump(lambda: [e for e in centre.kald.events("journalised: the case system has the recording")
+                                                if e.get("target") == "webhook"], 10), centre.kald.text()[-5000:]
+                    done.append("journalised to a webhook")
                 done.append("journalised to the drop folder")
 
         # Recorded and talking to the agent when kald is killed.
@@ -548,13 +590,16 @@ def assert_trace_and_no_leaks(ev: Evidence):
 def sqlite_run(peer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cpr-sqlite")
     drop = tmp / "drop" if journal_drop_folder_supported(tmp) else None
+    case_system = CaseSystem() if drop else None
     old = resource.getrlimit(resource.RLIMIT_CORE)
     resource.setrlimit(resource.RLIMIT_CORE, (0, old[1]))  # SIGABRT: no core file
     try:
-        run = run_calls(peer, tmp, None, drop)
+        run = run_calls(peer, tmp, None, drop, case_system)
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, old)
-    return tmp, run
+        if case_system:
+            case_system.close()
+    return tmp, run, case_system
 
 
 def sqlite_dump(path: Path) -> str:
@@ -578,7 +623,7 @@ def assert_hashes(rows: dict[str, set[str]], keys: Path, corrected: bool):
 
 
 def test_sqlite_run_leaks_no_cpr(sqlite_run, measured):
-    tmp, run = sqlite_run
+    tmp, run, _ = sqlite_run
     db = tmp / "data" / "kald.db"
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -649,7 +694,7 @@ def test_postgres_run_leaks_no_cpr(peer, tmp_path, measured):
 
 
 def test_journal_drop_folder_leaks_no_cpr(sqlite_run):
-    tmp, run = sqlite_run
+    tmp, run, case_system = sqlite_run
     if run.drop_folder is None:
         pytest.skip("kald's config has no [journal] drop_folder yet (journalising, issue 9): no drop folder to scan")
     files = [p for p in run.drop_folder.rglob("*") if p.is_file()] if run.drop_folder.exists() else []
@@ -662,6 +707,10 @@ def test_journal_drop_folder_leaks_no_cpr(sqlite_run):
     # there, so it is looking for the right numbers in the right form.
     manifests = [p.read_text() for p in files if p.suffix == ".json"]
     assert any(scan_text(m, CPR["recorded"]) for m in manifests), "the manifest does not carry the CPR number"
+    if case_system is not None:
+        assert "journalised to a webhook" in run.records_api
+        assert any(scan_text(b.decode(errors="replace"), CPR["recorded"]) for b in case_system.bodies), (
+            "the document POSTed to the webhook does not carry the CPR number")
     ev = Evidence()
     for p in others:
         ev.blobs[f"drop folder/{p.relative_to(run.drop_folder)}"] = p.read_bytes()
