@@ -494,12 +494,7 @@ pub(crate) async fn add_item(
         .map_err(store_error)?;
     if added {
         src.store
-            .add_hold(
-                &hold,
-                &format!("access request {id}"),
-                &caller.login,
-                src.now(),
-            )
+            .add_hold(&hold, &item_hold_reason(id), &caller.login, src.now())
             .await
             .map_err(store_error)?;
         // A call's recordings come with it.
@@ -522,6 +517,11 @@ pub(crate) async fn add_item(
         }
     }
     Ok(Json(detail(src, id).await?))
+}
+
+/// The reason of the holds on items added to request `id` by hand: they are lifted with it.
+fn item_hold_reason(id: i64) -> String {
+    format!("access request {id}")
 }
 
 /// Records the decision on one item: release, withhold with the legal reason, or release
@@ -652,7 +652,8 @@ pub(crate) async fn extend(
     Ok(Json(detail(src, id).await?))
 }
 
-/// Closes a request (answered, withdrawn or merged): its hold is lifted, reminders stop.
+/// Closes a request (answered, withdrawn or merged): its holds are lifted (the citizen's and
+/// those of items added by hand), reminders stop.
 #[utoipa::path(post, path = "/api/access-requests/{id}/close", tag = TAG,
     params(("id" = i64, Path, description = "the request")),
     responses(
@@ -680,6 +681,17 @@ pub(crate) async fn close(
         .set_access_state(id, AccessState::Closed, &caller.login, src.now())
         .await
         .map_err(store_error)?;
+    // The store lifts the request's own hold (the citizen's CPR); the holds on items added
+    // by hand (a relative's call) go with it.
+    let reason = item_hold_reason(id);
+    for hold in src.store.holds(true).await.map_err(store_error)? {
+        if hold.reason == reason {
+            src.store
+                .lift_hold(hold.id, &caller.login, src.now())
+                .await
+                .map_err(store_error)?;
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -533,3 +533,70 @@ async fn erasure() {
     assert_eq!(audit[0]["target"], BO_RECORDING);
     assert_eq!(audit[0]["reason"], "samtykke trukket tilbage");
 }
+
+/// A call found by other keys (a relative calling) and added to a request by hand is held
+/// with the request, and its hold goes when the request is closed, like the request's own.
+#[tokio::test]
+async fn closing_a_request_lifts_the_holds_of_items_added_by_hand() {
+    let fake = fake_records().await;
+    let rita = fake.login("rita").await;
+    let opened = fake
+        .call(
+            Method::POST,
+            "/api/access-requests",
+            Some(&rita),
+            Some(json!({
+                "law": "gdpr",
+                "requester": "Borgeren selv",
+                "identity_verified_by": "MitID",
+                "cpr": ANNA_CPR,
+            })),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let id = opened.json()["request"]["id"].as_i64().unwrap();
+    let added = fake
+        .call(
+            Method::POST,
+            &format!("/api/access-requests/{id}/items"),
+            Some(&rita),
+            Some(json!({"kind": "call", "id": "c-11"})),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let active = |holds: serde_json::Value| -> usize {
+        holds
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["active"] == true)
+            .count()
+    };
+    let holds = fake
+        .call(Method::GET, "/api/holds", Some(&rita), None)
+        .await;
+    assert_eq!(
+        active(holds.json()),
+        2,
+        "the citizen and the added call: {}",
+        holds.body
+    );
+    let close = fake
+        .call(
+            Method::POST,
+            &format!("/api/access-requests/{id}/close"),
+            Some(&rita),
+            None,
+        )
+        .await;
+    assert_eq!(close.status, StatusCode::NO_CONTENT);
+    let holds = fake
+        .call(Method::GET, "/api/holds", Some(&rita), None)
+        .await;
+    assert_eq!(
+        active(holds.json()),
+        0,
+        "a hold outlived its request: {}",
+        holds.body
+    );
+}
