@@ -20,6 +20,25 @@
   };
   const journalNames = { none: "–", linked: "Tilknyttet", exported: "Journaliseret" };
 
+  // The last call survives a reload of the page (in this tab): in wrap-up the live view has
+  // no call any more, and the agent must still be able to link it.
+  const LAST_CALL = "kald-last-call";
+
+  function remember() {
+    if (!me || !callId) return;
+    try { sessionStorage.setItem(LAST_CALL, JSON.stringify({ login: me.login, id: callId })); } catch (e) { /* private mode */ }
+  }
+
+  function restore() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(LAST_CALL) || "null"); } catch (e) { saved = null; }
+    if (callId || !saved || saved.login !== me.login || !saved.id) return;
+    callId = saved.id;
+    $("journal-panel").hidden = false;
+    $("journal-call").textContent = "Gælder den seneste samtale.";
+    showLinks();
+  }
+
   function message(testid, result, ok) {
     $(testid).textContent = result.ok ? ok : (result.data && result.data.error) || "Det lykkedes ikke.";
   }
@@ -62,6 +81,7 @@
     if (view.agents) agents = view.agents.filter((a) => me && a.login !== me.login);
     if (view.call && view.call.id !== callId) {
       callId = view.call.id;
+      remember();
       $("journal-panel").hidden = false;
       $("journal-call").textContent = "Gælder den aktuelle samtale.";
       showLinks();
@@ -179,6 +199,8 @@
     $("btn-fix-cpr").addEventListener("click", fixCpr);
     $("btn-team-show").addEventListener("click", showTeam);
     if (takesCalls) {
+      remember();
+      restore();
       showMine();
       setInterval(showMine, 10000);
     }
