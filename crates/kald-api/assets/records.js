@@ -144,6 +144,7 @@
   async function closeRequest() {
     const result = await kald.api("POST", `/api/access-requests/${current.request.id}/close`);
     say("review-message", result, "Sagen er lukket; tilbageholdelsen er ophævet.");
+    if (result.ok) openExisting(current.request.id);
     listRequests();
   }
 
