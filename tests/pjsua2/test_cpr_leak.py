@@ -115,10 +115,13 @@ _LONE_WORD = re.compile(r"(?<![A-Za-z])(" + "|".join(_WORDS) + r")(?![A-Za-z])",
 
 def line_digits(line: str) -> set[str]:
     """The digits a line could be logging on its own: each digit standing alone (not part of a
-    number or a word: `{"digit":"7"}`, `digit=7`, `Digit(7)`, `digit-7.wav`) and digit names."""
+    number or a word: `{"digit":"7"}`, `digit=7`, `Digit(7)`, `digit-7.wav`) and digit names.
+    SQL placeholders (`$1`) are not digits, and a line with more than three different lone
+    digits (an SQL statement, a list) is not a one-digit line: it would match almost anything."""
+    line = re.sub(r"\$\d+", " ", line)
     found = set(_LONE_DIGIT.findall(line))
     found.update(str(_WORDS.index(w.lower())) for w in _LONE_WORD.findall(line))
-    return found
+    return found if len(found) <= 3 else set()
 
 
 def _shape(line: str) -> str:
@@ -264,7 +267,7 @@ def test_the_scanner_catches_each_kind_of_leak():
     assert any("log statement" in w for w in scan_text("\n".join(lines), cpr))
     # The same on strictly consecutive lines, in several spellings.
     for fmt in ("digit={}", '{{"digit":"{}"}}', "Digit({})", "  {}  ", "playing prompt digit-{}.wav",
-                "key {} pressed"):
+                "key {} pressed", '{{"attempt":1,"leg":2,"digit":"{}"}}'):
         text = "\n".join(fmt.format(d) for d in cpr)
         assert any("consecutive lines" in w for w in scan_text(text, cpr)), fmt
     words = "\n".join(f"pressed {['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'][int(d)]}"
@@ -287,6 +290,9 @@ def test_the_scanner_catches_each_kind_of_leak():
     # Near misses: nine of the ten digits one per line, then another digit; nine of them spread.
     clean += [f"digit={d}" for d in cpr[:9]] + [f"digit={(int(cpr[9]) + 1) % 10}"]
     clean += [f"{cpr[:5]} {cpr[5:9]}............", "******-****", f"cpr_hash={hashlib.sha256(cpr.encode()).hexdigest()}"]
+    # A burst of SQL statements whose placeholders and lists hold every digit.
+    clean += ['{"db.statement":"INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"}'] * 12
+    clean += ["pages [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]"] * 12
     for digits in CPR.values():
         assert scan_text("\n".join(clean), digits) == [], digits
     ev = Evidence(texts={"clean.log": "\n".join(clean)}, blobs={"noise.bin": os.urandom(1 << 16)})
