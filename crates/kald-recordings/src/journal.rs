@@ -219,8 +219,50 @@ pub fn receipt_from_response(body: &[u8]) -> Option<String> {
             _ => return None,
         };
         let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        let text = mask_long_numbers(&text);
         (!text.is_empty()).then_some(text)
     })
+}
+
+/// The receipt is the case system's text, kept in the outbox, logged and audited: a case
+/// system that echoes the citizen's CPR number in it must not put the number there. Every
+/// run of 10 or more digits (single `-`, space, `.` or `/` between groups still count as one
+/// run, as in `DDMMYY-XXXX`) becomes `*`s; shorter document numbers stay readable.
+fn mask_long_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = chars.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // A run: digits, with single separators between digit groups.
+        let start = i;
+        let mut digits = 0;
+        let mut end = i;
+        while end < chars.len() {
+            if chars[end].is_ascii_digit() {
+                digits += 1;
+                end += 1;
+            } else if matches!(chars[end], '-' | ' ' | '.' | '/')
+                && chars.get(end + 1).is_some_and(char::is_ascii_digit)
+            {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        if digits >= 10 {
+            for c in &mut out[start..end] {
+                if c.is_ascii_digit() {
+                    *c = '*';
+                }
+            }
+        }
+        i = end;
+    }
+    out.into_iter().collect()
 }
 
 /// When a failed delivery is tried again: a fixed list of waits after the 1st, 2nd, … failed
@@ -413,5 +455,26 @@ mod tests {
         assert_eq!(receipt_from_response(b"<html>ok</html>"), None);
         let long = format!(r#"{{"id":"{}"}}"#, "x".repeat(500));
         assert_eq!(receipt_from_response(long.as_bytes()).unwrap().len(), 200);
+    }
+    #[test]
+    fn receipts_never_keep_a_cpr_number() {
+        let receipt = |body: &str| super::receipt_from_response(body.as_bytes());
+        assert_eq!(
+            receipt(r#"{"receipt": "Modtaget for 010190-1235 som DOK-4711"}"#).as_deref(),
+            Some("Modtaget for ******-**** som DOK-4711")
+        );
+        assert_eq!(
+            receipt(r#"{"document_id": "0101901235"}"#).as_deref(),
+            Some("**********")
+        );
+        assert_eq!(
+            receipt(r#"{"id": 2026000123}"#).as_deref(),
+            Some("**********")
+        );
+        // Case system numbers stay.
+        assert_eq!(
+            receipt(r#"{"receipt": "27.12.04-P20-1-26 / 2026-11-29"}"#).as_deref(),
+            Some("27.12.04-P20-1-26 / 2026-11-29")
+        );
     }
 }
