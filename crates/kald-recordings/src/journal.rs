@@ -458,7 +458,7 @@ mod tests {
     }
     #[test]
     fn receipts_never_keep_a_cpr_number() {
-        let receipt = |body: &str| super::receipt_from_response(body.as_bytes());
+        let receipt = |body: &str| receipt_from_response(body.as_bytes());
         assert_eq!(
             receipt(r#"{"receipt": "Modtaget for 010190-1235 som DOK-4711"}"#).as_deref(),
             Some("Modtaget for ******-**** som DOK-4711")
