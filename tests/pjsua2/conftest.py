@@ -112,7 +112,8 @@ class Kald:
     """A `kald serve` process on loopback, its output in `log`."""
 
     def __init__(self, workdir: Path, flow: Path | None = None, config: str | None = None,
-                 rust_log: str | None = None, sip_port: int | None = None):
+                 rust_log: str | None = None, sip_port: int | None = None,
+                 extra_args: list[str] | None = None):
         if not KALD_BIN.is_file():
             pytest.fail(f"no kald binary at {KALD_BIN}: run `cargo build -p kald` or set KALD_BIN")
         self.workdir = workdir
@@ -147,6 +148,8 @@ class Kald:
         if config is not None:
             (workdir / "kald.toml").write_text(config)
             args += ["--config", str(workdir / "kald.toml")]
+        # More `kald serve` flags, e.g. `--now 2027-03-23T09:15` (a pinned clock).
+        args += extra_args or []
         self._out = open(self.log, "wb")
         self.proc = subprocess.Popen(
             args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=self._out,
