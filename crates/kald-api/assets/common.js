@@ -38,10 +38,40 @@ const kald = {
     if (text) {
       try { data = JSON.parse(text); } catch (e) { data = null; }
     }
+    if (!response.ok && data && typeof data.error === "string") data.error = kald.danish(data.error);
     if (response.status === 401 && path !== "/api/login") {
       window.location.assign("/");
     }
     return { ok: response.ok, status: response.status, data };
+  },
+
+  /** The API's messages (English, for integrators) in Danish for the pages; others as given. */
+  danish(message) {
+    const texts = {
+      "the case number does not have the configured form": "Journalnummeret har ikke den form, kommunen bruger (fx 27.12.04-P20-1-26).",
+      "the note is longer than 1000 characters": "Noten er for lang (højst 1000 tegn).",
+      "not a valid CPR number": "Det er ikke et gyldigt CPR-nummer.",
+      "say how the caller's identity was verified": "Skriv, hvordan borgerens identitet er kontrolleret.",
+      "a reason is required": "Skriv en begrundelse.",
+      "not allowed for your role": "Det har din rolle ikke adgang til.",
+      "not found": "Findes ikke.",
+      "the recording is on hold": "Optagelsen er tilbageholdt og kan ikke slettes.",
+      "the recording is still being made": "Optagelsen er ikke færdig endnu.",
+      "the request is answered or closed": "Sagen er besvaret eller lukket.",
+      "say who asked and how their identity was verified": "Skriv, hvem der spørger, og hvordan identiteten er kontrolleret.",
+      "received is in the future": "Modtagelsesdatoen ligger i fremtiden.",
+      "withholding needs a legal reason": "Skriv lovhjemlen for at undtage.",
+      "records are not available": "Journal og optagelser er ikke sat op i kald.",
+      "say why (reason=…): it is logged": "Skriv, hvorfor du lytter (det logges).",
+      "the grantee must be a team leader or coach who needs the agent's consent": "Adgang kan kun gives til teamledere og coaches.",
+    };
+    if (texts[message]) return texts[message];
+    if (message.startsWith("journalised:")) return "Optagelsen er journaliseret; sagssystemets kopi er myndighedens. Slet den dér.";
+    if (message.startsWith("no case system is configured")) return "Der er ikke sat et sagssystem op ([journal] i kald.toml).";
+    const missing = /^(\d+) item\(s\) still need a valid decision \(numbers (.*)\)$/.exec(message);
+    if (missing) return `${missing[1]} emne(r) mangler en gyldig afgørelse (nr. ${missing[2]}).`;
+    if (/^muted range \d+ (ends after the audio|overlaps|is empty)/.test(message)) return `Tavse tidsrum: ${message}`;
+    return message;
   },
 
   /** Opens the push channel; calls onView(view) per snapshot and onStatus(connected). */
