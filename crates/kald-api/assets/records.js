@@ -100,7 +100,7 @@
         `<td><button type="button" class="small primary" data-save="${n}">Gem</button>` +
         `${audio ? ` <button type="button" class="small" data-listen="${escape(item.id)}">Afspil</button>` : ""}</td></tr>`;
     }).join("");
-    $("link-archive").href = `/api/access-requests/${r.id}/archive`;
+    $("btn-archive").href = `/api/access-requests/${r.id}/archive`;
   }
 
   async function save(n) {
