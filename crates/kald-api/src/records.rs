@@ -960,7 +960,7 @@ pub(crate) async fn erase(
         .await?;
     let file = src
         .store
-        .delete_recording(&id, "erased (GDPR art. 17(1)(b))", now, purge_after)
+        .erase_recording(&id, "erased (GDPR art. 17(1)(b))", now, purge_after)
         .await
         .map_err(store_error)?;
     let Some(file) = file else {

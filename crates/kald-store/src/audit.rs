@@ -40,7 +40,10 @@
 //! holds the write lock from its start: `BEGIN IMMEDIATE` on SQLite, `LOCK TABLE audit_log IN
 //! EXCLUSIVE MODE` on PostgreSQL (which still lets readers read). Concurrent appends, from one
 //! process or several kald instances sharing a PostgreSQL database, therefore queue up and
-//! never fork the chain.
+//! never fork the chain. [`Store::append_audit_batch`] appends many entries the same way in one
+//! transaction, [`AUDIT_INSERT_ROWS`] rows per statement; the retention sweeper's deletions
+//! ([`Store::delete_recordings_audited`]) append theirs inside the deleting transaction, which
+//! takes the same lock first.
 //!
 //! # Verifying
 //!
@@ -364,10 +367,102 @@ const SELECT_AUDIT: &str = "SELECT id, at_us, actor, role, action, target, reaso
 
 /// The start of the chain: the anchor's last id and hash, or 0 and [`GENESIS`].
 #[derive(sqlx::FromRow)]
-struct Anchor {
-    last_id: i64,
-    hash: Vec<u8>,
+pub(crate) struct Anchor {
+    pub(crate) last_id: i64,
+    pub(crate) hash: Vec<u8>,
 }
+
+/// Audit rows per multi-row `INSERT` (ten parameters each). Measured on SQLite appending
+/// 100,000 rows in transactions of 500: 1 row per statement 6.3 s, 20 rows 2.6–3.5 s, 500 rows
+/// 8.3–9.1 s (binding grows faster than linearly with a statement's parameters).
+pub const AUDIT_INSERT_ROWS: usize = 20;
+
+/// The `INSERT` of `rows` audit rows.
+pub(crate) fn insert_audit_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (1..=10).map(|c| format!("${}", r * 10 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_log (id, at_us, actor, role, action, target, reason, cpr_hash, \
+         prev_hash, hash) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// The ids, previous hashes and hashes of `entries` appended after the row (`prev_id`,
+/// `prev_hash`): the chain of the module documentation.
+pub(crate) fn chained(
+    entries: &[AuditEntry],
+    prev_id: i64,
+    prev_hash: Vec<u8>,
+) -> Vec<(i64, Vec<u8>, [u8; 32])> {
+    let mut out = Vec::with_capacity(entries.len());
+    let (mut id, mut prev) = (prev_id, prev_hash);
+    for entry in entries {
+        id += 1;
+        let hash = entry.chain_hash(id, &prev);
+        out.push((id, std::mem::replace(&mut prev, hash.to_vec()), hash));
+    }
+    out
+}
+
+/// The last row of the chain (none in an empty log: then the anchor, if any).
+pub(crate) const AUDIT_LAST_ROW: &str =
+    "SELECT id AS last_id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
+
+/// The anchor (see the module documentation).
+pub(crate) const AUDIT_ANCHOR: &str = "SELECT last_id, hash FROM audit_anchor";
+
+/// Appends `$entries` (`&[AuditEntry]`) to the chain inside the open transaction `$tx`, which
+/// must hold the audit log's write lock already ([`Store::audit_begin`], and [`AUDIT_LOCK`] on
+/// PostgreSQL); evaluates to the last id written (`Option<i64>`). `?` on errors, as
+/// `$action`. A macro, so the same code serves both backends' transactions.
+macro_rules! append_audit_in_tx {
+    ($tx:ident, $entries:expr, $action:expr) => {{
+        let entries: &[$crate::audit::AuditEntry] = $entries;
+        let last: Option<$crate::audit::Anchor> = sqlx::query_as($crate::audit::AUDIT_LAST_ROW)
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err($crate::query($action))?;
+        let last = match last {
+            Some(last) => Some(last),
+            None => sqlx::query_as($crate::audit::AUDIT_ANCHOR)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::query($action))?,
+        };
+        let (prev_id, prev_hash) = last.map_or((0, $crate::audit::GENESIS.to_vec()), |a| {
+            (a.last_id, a.hash)
+        });
+        let rows = $crate::audit::chained(entries, prev_id, prev_hash);
+        for (chunk, chained) in entries
+            .chunks($crate::audit::AUDIT_INSERT_ROWS)
+            .zip(rows.chunks($crate::audit::AUDIT_INSERT_ROWS))
+        {
+            let sql = $crate::audit::insert_audit_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for (entry, (id, prev, hash)) in chunk.iter().zip(chained) {
+                q = q
+                    .bind(*id)
+                    .bind($crate::micros(entry.at))
+                    .bind(&entry.actor)
+                    .bind(&entry.role)
+                    .bind(&entry.action)
+                    .bind(&entry.target)
+                    .bind(&entry.reason)
+                    .bind(entry.cpr_hash.map(|h| h.to_vec()))
+                    .bind(prev)
+                    .bind(hash.to_vec());
+            }
+            q.execute(&mut *$tx).await.map_err($crate::query($action))?;
+        }
+        rows.last().map(|r| r.0)
+    }};
+}
+pub(crate) use append_audit_in_tx;
 
 impl Store {
     /// The keyed look-up hash of a CPR number, as stored in `cpr_hash` columns (for
@@ -378,7 +473,7 @@ impl Store {
 
     /// The statement that begins a transaction holding the audit log's write lock (SQLite
     /// takes it with `BEGIN IMMEDIATE`; PostgreSQL with [`AUDIT_LOCK`] after `BEGIN`).
-    fn audit_begin(&self) -> &'static str {
+    pub(crate) fn audit_begin(&self) -> &'static str {
         match self.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
@@ -389,7 +484,25 @@ impl Store {
     /// documentation): one transaction holding the write lock reads the last row (or the
     /// anchor), hashes and inserts.
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        let last = self.append_audit_batch(std::slice::from_ref(entry)).await?;
+        last.ok_or(StoreError::Corrupt {
+            what: "audit log",
+            reason: "an append wrote no row",
+        })
+    }
+
+    /// Appends several audited actions, in order, in one transaction holding the write lock
+    /// (like [`Store::append_audit`]; [`AUDIT_INSERT_ROWS`] rows per statement); returns the
+    /// last one's id, `None` for no entries. Each entry is chained to the one before, exactly
+    /// as if appended one by one.
+    pub async fn append_audit_batch(
+        &self,
+        entries: &[AuditEntry],
+    ) -> Result<Option<i64>, StoreError> {
         const ACTION: &str = "append to the audit log";
+        if entries.is_empty() {
+            return Ok(None);
+        }
         let postgres = self.backend() == Backend::Postgres;
         on_pool!(self, |pool| {
             let mut tx = pool
@@ -402,41 +515,9 @@ impl Store {
                     .await
                     .map_err(query(ACTION))?;
             }
-            let last: Option<Anchor> = sqlx::query_as(
-                "SELECT id AS last_id, hash FROM audit_log ORDER BY id DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(query(ACTION))?;
-            let last = match last {
-                Some(last) => Some(last),
-                None => sqlx::query_as("SELECT last_id, hash FROM audit_anchor")
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query(ACTION))?,
-            };
-            let (prev_id, prev_hash) = last.map_or((0, GENESIS.to_vec()), |a| (a.last_id, a.hash));
-            let id = prev_id + 1;
-            let hash = entry.chain_hash(id, &prev_hash);
-            sqlx::query(
-                "INSERT INTO audit_log (id, at_us, actor, role, action, target, reason, \
-                 cpr_hash, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(id)
-            .bind(micros(entry.at))
-            .bind(&entry.actor)
-            .bind(&entry.role)
-            .bind(&entry.action)
-            .bind(&entry.target)
-            .bind(&entry.reason)
-            .bind(entry.cpr_hash.map(|h| h.to_vec()))
-            .bind(&prev_hash)
-            .bind(hash.to_vec())
-            .execute(&mut *tx)
-            .await
-            .map_err(query(ACTION))?;
+            let last = append_audit_in_tx!(tx, entries, ACTION);
             tx.commit().await.map_err(query(ACTION))?;
-            Ok(id)
+            Ok(last)
         })
     }
 
@@ -664,4 +745,4 @@ impl Store {
 
 /// PostgreSQL's write lock on the audit log, held to the end of the transaction: it queues
 /// appends and purges (also from other kald instances) but lets readers read.
-const AUDIT_LOCK: &str = "LOCK TABLE audit_log IN EXCLUSIVE MODE";
+pub(crate) const AUDIT_LOCK: &str = "LOCK TABLE audit_log IN EXCLUSIVE MODE";

@@ -259,6 +259,7 @@ pub mod audit;
 mod journal;
 mod recordings;
 mod records;
+mod retention;
 
 pub use audit::{
     AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, AUDIT_PAGE, GENESIS,
@@ -271,6 +272,7 @@ pub use records::{
     AccessItem, AccessItemKind, AccessLaw, AccessState, CallSearch, GrantState, ItemDecision,
     ListenGrant, NewAccessRequest, StoredAccessRequest, SEARCH_LIMIT,
 };
+pub use retention::{CallPiiCursor, CallPiiItem};
 
 /// The database of agents, queue events, calls and recordings; cheap to clone (a pool and shared keys).
 #[derive(Clone)]

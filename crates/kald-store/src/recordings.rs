@@ -5,7 +5,10 @@
 //! with the keyed look-up hash. A recording is **held** while any active hold names it, its
 //! call or its citizen's CPR hash; held recordings are never deleted by
 //! [`Store::delete_recordings`], which checks the holds in the same statement that deletes, so
-//! a hold placed after the sweeper listed a recording still wins. Deleting leaves a
+//! a hold placed after the sweeper listed a recording still wins. The same statement keeps a
+//! recording linked to a case and not yet journalised (journal state `linked`), so a link made
+//! after the sweeper listed it wins too; only a records officer's erasure
+//! ([`Store::erase_recording`]) takes such a recording (holds still win). Deleting leaves a
 //! [`Tombstone`] (no file, no sealed CPR, the CPR's look-up hash), purged later by
 //! [`Store::purge_tombstones`] unless held too. A withdrawal of consent during the call
 //! ([`Store::withdraw_consent`]) deletes the call's recordings without tombstones.
@@ -15,12 +18,23 @@ use std::time::Duration;
 use jiff::Timestamp;
 use kald_core::Cpr;
 
+use crate::audit::{append_audit_in_tx, AuditEntry, AUDIT_LOCK};
 use crate::rows::{
     hex, HoldRow, HoldTarget, JournalState, NewRecording, RawHold, RawRecording, RawRecordingFile,
     RawSweepItem, RawTombstone, Recording, RecordingFile, RecordingState, SweepCursor, SweepItem,
     Tombstone,
 };
-use crate::{micros, query, Pool, Store, StoreError};
+use crate::{micros, query, Backend, Pool, Store, StoreError};
+
+/// What may stop a deletion besides holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Guard {
+    /// Retention (and other deletions by kald): a recording linked to a case and not yet
+    /// acknowledged by the case system stays.
+    Retention,
+    /// A records officer's erasure: the journal link does not stop it.
+    Erasure,
+}
 
 /// Recordings deleted per transaction by [`Store::delete_recordings`]: big enough to delete
 /// 100,000 in seconds, small enough to hold SQLite's write lock only for milliseconds.
@@ -56,7 +70,7 @@ fn active_holds(table: &str, id: &str) -> String {
 }
 
 /// `$from, $from+1, …` for `n` parameters.
-fn placeholders(from: usize, n: usize) -> String {
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -382,9 +396,11 @@ impl Store {
     /// Deletes one recording and writes its tombstone in one transaction; returns its file
     /// for the caller to remove.
     ///
-    /// `None` when there is nothing to delete: already deleted (so a repeat is harmless) or
-    /// held (checked in the deleting statement). `reason` goes to the tombstone ("retention",
-    /// "erased", …); `purge_after` is when the tombstone is due.
+    /// `None` when there is nothing to delete: already deleted (so a repeat is harmless), held,
+    /// or linked to a case and not yet acknowledged by the case system (journal state
+    /// `linked`; both checked in the deleting statement). `reason` goes to the tombstone
+    /// ("retention", …); `purge_after` is when the tombstone is due. A records officer's
+    /// erasure, which may take a linked recording, is [`Store::erase_recording`].
     pub async fn delete_recording(
         &self,
         id: &str,
@@ -392,13 +408,33 @@ impl Store {
         at: Timestamp,
         purge_after: Timestamp,
     ) -> Result<Option<String>, StoreError> {
-        let mut files = self.delete_batch(&[id], reason, at, purge_after).await?;
+        let mut files = self
+            .delete_batch(&[id], reason, at, purge_after, Guard::Retention, None)
+            .await?;
+        Ok(files.pop())
+    }
+
+    /// Erases one recording on request (GDPR art. 17: the citizen withdrew consent after the
+    /// call) or because its file is lost, like [`Store::delete_recording`] but also when it is
+    /// linked to a case and not yet journalised: the link does not outweigh the erasure
+    /// (refusing a journalised one is the caller's business). Holds still win: `None` when
+    /// held or already gone. Audit the erasure before calling this.
+    pub async fn erase_recording(
+        &self,
+        id: &str,
+        reason: &str,
+        at: Timestamp,
+        purge_after: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        let mut files = self
+            .delete_batch(&[id], reason, at, purge_after, Guard::Erasure, None)
+            .await?;
         Ok(files.pop())
     }
 
     /// [`Store::delete_recording`] for many: [`DELETE_BATCH`] recordings per transaction;
-    /// returns the files of those deleted (in no particular order), skipping held and missing
-    /// ones.
+    /// returns the files of those deleted (in no particular order), skipping held, linked and
+    /// missing ones.
     pub async fn delete_recordings<S: AsRef<str>>(
         &self,
         ids: &[S],
@@ -406,49 +442,103 @@ impl Store {
         at: Timestamp,
         purge_after: Timestamp,
     ) -> Result<Vec<String>, StoreError> {
+        self.delete_many(ids, reason, at, purge_after, None).await
+    }
+
+    /// [`Store::delete_recordings`] that also appends one audit entry per recording deleted,
+    /// in the same transaction as its deletion (so no deletion goes unaudited, and nothing
+    /// held or linked is audited as deleted): `audit` with the recording's id as
+    /// [`AuditEntry::target`] and its CPR look-up hash, if it had one, as
+    /// [`AuditEntry::cpr_hash`]. The entries of a batch are chained in one multi-row insert
+    /// under the audit log's write lock.
+    pub async fn delete_recordings_audited<S: AsRef<str>>(
+        &self,
+        ids: &[S],
+        reason: &str,
+        at: Timestamp,
+        purge_after: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<Vec<String>, StoreError> {
+        self.delete_many(ids, reason, at, purge_after, Some(audit))
+            .await
+    }
+
+    /// Deletes in batches of [`DELETE_BATCH`] under the retention guard.
+    async fn delete_many<S: AsRef<str>>(
+        &self,
+        ids: &[S],
+        reason: &str,
+        at: Timestamp,
+        purge_after: Timestamp,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Vec<String>, StoreError> {
         let mut files = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(DELETE_BATCH) {
             let chunk: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
-            files.extend(self.delete_batch(&chunk, reason, at, purge_after).await?);
+            files.extend(
+                self.delete_batch(&chunk, reason, at, purge_after, Guard::Retention, audit)
+                    .await?,
+            );
         }
         Ok(files)
     }
 
-    /// Deletes the unheld recordings among `ids` and writes their tombstones, in one
-    /// transaction.
+    /// Deletes the recordings among `ids` that `guard` lets go and writes their tombstones
+    /// (and, with `audit`, their audit entries), in one transaction.
     ///
-    /// The tombstones are written first, from the rows and holds as they are at that
-    /// statement; exactly the recordings that got one are then deleted, so a hold committed
-    /// meanwhile by another connection counts as placed after the deletion.
+    /// The tombstones are written first, from the rows, holds and journal states as they are
+    /// at that statement; exactly the recordings that got one are then deleted, so a hold or
+    /// journal link committed meanwhile by another connection counts as placed after the
+    /// deletion.
     async fn delete_batch(
         &self,
         ids: &[&str],
         reason: &str,
         at: Timestamp,
         purge_after: Timestamp,
+        guard: Guard,
+        audit: Option<&AuditEntry>,
     ) -> Result<Vec<String>, StoreError> {
         const ACTION: &str = "delete recordings";
         if ids.is_empty() {
             return Ok(vec![]);
         }
+        let linked = match guard {
+            // Linked to a case, not yet acknowledged by the case system: holds itself.
+            Guard::Retention => " AND journal_state <> 'linked'",
+            Guard::Erasure => "",
+        };
         // A tombstone left by an earlier recording with the same id is replaced.
         let tombstones = format!(
             "INSERT INTO tombstones (recording_id, call_id, kind, started_us, ended_us, \
              deleted_us, reason, cpr_hash, purge_after_us) \
              SELECT id, call_id, kind, started_us, ended_us, $1, $2, cpr_hash, $3 \
-             FROM recordings WHERE id IN ({}) AND {} = 0 \
+             FROM recordings WHERE id IN ({}) AND {} = 0{linked} \
              ON CONFLICT (recording_id) DO UPDATE SET call_id = excluded.call_id, \
              kind = excluded.kind, started_us = excluded.started_us, \
              ended_us = excluded.ended_us, deleted_us = excluded.deleted_us, \
              reason = excluded.reason, cpr_hash = excluded.cpr_hash, \
              purge_after_us = excluded.purge_after_us \
-             RETURNING recording_id",
+             RETURNING recording_id, cpr_hash",
             placeholders(4, ids.len()),
             active_holds("recordings", "id"),
         );
+        let postgres = self.backend() == Backend::Postgres;
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(query(ACTION))?;
-            let mut q = sqlx::query_scalar::<_, String>(&tombstones)
+            // Audited: the audit log's write lock first (as every appender takes it), so the
+            // chain cannot fork and no lock order is reversed.
+            let mut tx = match audit {
+                Some(_) => pool.begin_with(self.audit_begin()).await,
+                None => pool.begin().await,
+            }
+            .map_err(query(ACTION))?;
+            if audit.is_some() && postgres {
+                sqlx::query(AUDIT_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(ACTION))?;
+            }
+            let mut q = sqlx::query_as::<_, (String, Option<Vec<u8>>)>(&tombstones)
                 .bind(micros(at))
                 .bind(reason)
                 .bind(micros(purge_after));
@@ -464,11 +554,25 @@ impl Store {
                     placeholders(1, doomed.len())
                 );
                 let mut q = sqlx::query_scalar::<_, String>(&delete);
-                for id in &doomed {
+                for (id, _) in &doomed {
                     q = q.bind(id);
                 }
                 q.fetch_all(&mut *tx).await.map_err(query(ACTION))?
             };
+            if let Some(template) = audit {
+                let entries = doomed
+                    .iter()
+                    .map(|(id, hash)| {
+                        let mut entry = template.clone();
+                        entry.target.clone_from(id);
+                        entry.cpr_hash = hash.as_deref().and_then(|h| <[u8; 32]>::try_from(h).ok());
+                        entry
+                    })
+                    .collect::<Vec<_>>();
+                if !entries.is_empty() {
+                    append_audit_in_tx!(tx, &entries, ACTION);
+                }
+            }
             tx.commit().await.map_err(query(ACTION))?;
             Ok(files)
         })

@@ -445,11 +445,23 @@ pub(crate) async fn reconcile(
                 .tombstones
                 .deadline(now.timestamp(), now.time_zone())
                 .unwrap_or(now.timestamp());
-            store
-                .delete_recording(&row.id, "file missing", now.timestamp(), purge)
+            // The audio is gone: nothing is left to journalise, so a journal link does not
+            // keep the row (a hold does).
+            let cpr_hash = store
+                .recording(&row.id)
                 .await
-                .context("cannot remove a catalogue row without its file")?;
-            missing += 1;
+                .context("cannot read a recording")?
+                .and_then(|r| r.cpr.map(|c| store.cpr_lookup_hash(&c)));
+            if store
+                .erase_recording(&row.id, "file missing", now.timestamp(), purge)
+                .await
+                .context("cannot remove a catalogue row without its file")?
+                .is_some()
+            {
+                audit_system_deletion(store, now.timestamp(), &row.id, "file missing", cpr_hash)
+                    .await?;
+                missing += 1;
+            }
             continue;
         }
         if row.state != kald_store::RecordingState::Recording {
@@ -508,9 +520,16 @@ pub(crate) async fn reconcile(
                     .tombstones
                     .deadline(now.timestamp(), now.time_zone())
                     .unwrap_or(now.timestamp());
-                store
-                    .delete_recording(&row.id, "unreadable after a crash", now.timestamp(), purge)
-                    .await?;
+                let reason = "unreadable after a crash";
+                if store
+                    .erase_recording(&row.id, reason, now.timestamp(), purge)
+                    .await?
+                    .is_some()
+                {
+                    let cpr_hash = rec.cpr.as_ref().map(|c| store.cpr_lookup_hash(c));
+                    audit_system_deletion(store, now.timestamp(), &row.id, reason, cpr_hash)
+                        .await?;
+                }
                 unreadable += 1;
             }
         }
@@ -542,13 +561,34 @@ pub(crate) async fn reconcile(
     Ok(())
 }
 
+/// Appends the audit entry of a recording kald deleted itself (by "kald", role "system").
+async fn audit_system_deletion(
+    store: &kald_store::Store,
+    at: Timestamp,
+    id: &str,
+    reason: &str,
+    cpr_hash: Option<[u8; 32]>,
+) -> Result<(), kald_store::StoreError> {
+    let mut entry = system_audit(at, "delete", id, reason.to_owned());
+    entry.cpr_hash = cpr_hash;
+    store.append_audit(&entry).await.map(|_| ())
+}
+
 /// How often the retention sweeper runs (it also runs at start).
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Who the sweeper is in the audit log.
+const SYSTEM_ACTOR: &str = "kald";
+/// Its role there.
+const SYSTEM_ROLE: &str = "system";
+
 /// The retention sweeper: deletes each recording whose deadline has passed (file and personal
 /// metadata; a tombstone stays), never one under a hold or linked to a case but not yet
-/// exported (those are named in an alert), and purges tombstones past their own period. Runs
-/// at start and every ten minutes; idempotent.
+/// exported (those are named in an alert); purges tombstones past their own period; removes
+/// the CPR number and caller's number of call records past `call_records_with_cpr`; purges
+/// the audit log past `audit_log`. Every deletion is in the audit log (by "kald", role
+/// "system"). Once a day it names the access requests due soon or overdue in `ALERT` lines.
+/// Runs at start and every ten minutes; idempotent.
 pub(crate) async fn sweeper(
     store: kald_store::Store,
     policy_path: PathBuf,
@@ -557,12 +597,24 @@ pub(crate) async fn sweeper(
     clock: crate::clock::Clock,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    // The same working-day rules as the records API (crate::records_source).
+    let deadlines = kald_recordings::DeadlineParams::default();
+    let mut reminded: Option<jiff::civil::Date> = None;
     loop {
         if let Ok(p) = Policy::load(&policy_path) {
             policy = p;
         }
         if let Err(e) = sweep_once(&store, &policy, &dir, &clock).await {
             tracing::error!(error = %e, "retention sweep failed; it runs again later");
+        }
+        let today = clock.now().date();
+        if reminded != Some(today) {
+            match remind_access_requests(&store, today, &deadlines).await {
+                Ok(_) => reminded = Some(today),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot check the access requests' deadlines; tried again later");
+                }
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -571,22 +623,142 @@ pub(crate) async fn sweeper(
     }
 }
 
+/// What one pass of the sweeper did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SweepReport {
+    /// Recordings and messages deleted (each audited).
+    pub(crate) deleted: usize,
+    /// Due but held.
+    pub(crate) held: usize,
+    /// Due but linked to a case and not yet journalised.
+    pub(crate) awaiting_journal: usize,
+    /// Tombstones purged.
+    pub(crate) tombstones_purged: u64,
+    /// Call records whose CPR number and caller's number were removed.
+    pub(crate) calls_scrubbed: usize,
+    /// Call records due but kept: held, or the call still has recordings.
+    pub(crate) calls_kept: usize,
+    /// Audit entries purged.
+    pub(crate) audit_purged: u64,
+}
+
+/// Whether data whose period started at `t` is due at `now`.
+fn is_due(period: &kald_recordings::RetentionPeriod, now: &jiff::Zoned, t: Timestamp) -> bool {
+    period
+        .deadline(t, now.time_zone())
+        .is_some_and(|d| d <= now.timestamp())
+}
+
+/// The last microsecond in `[lo, hi)` that is due, given that `lo` is due and that being due
+/// does not come back within the range once it ends (a binary search).
+fn last_due_in(
+    period: &kald_recordings::RetentionPeriod,
+    now: &jiff::Zoned,
+    lo: Timestamp,
+    hi: Timestamp,
+) -> Timestamp {
+    let (mut lo, mut hi) = (lo.as_microsecond(), hi.as_microsecond());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if Timestamp::from_microsecond(mid).is_ok_and(|t| is_due(period, now, t)) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Timestamp::from_microsecond(lo).unwrap_or(Timestamp::MIN)
+}
+
+/// A cut-off for data due at `now` under `period`: everything whose period started before it
+/// is due (its deadline is at or before `now`), so a purge of everything older is safe.
+///
+/// The deadline mostly grows with its start, but not everywhere: calendar months clamp at the
+/// month's end (29 and 30 November + 3 months are both 28 February, at their own time of day),
+/// and the hour repeated when summer time ends runs backwards. So the due data is a prefix up
+/// to this cut-off plus, at month ends, a few later stretches ([`latest_due`]); those go a day
+/// or two later at the latest, when the prefix reaches them.
+fn due_before(period: &kald_recordings::RetentionPeriod, now: &jiff::Zoned) -> Timestamp {
+    let now_ts = now.timestamp();
+    // Longer than any such period (31-day months, a DST hour): `lo` is due, `now` is not.
+    let days = i64::from(period.months()) * 31 + i64::from(period.days()) + 2;
+    let lo = now_ts
+        .checked_sub(jiff::SignedDuration::from_hours(24 * days))
+        .unwrap_or(Timestamp::MIN);
+    if !is_due(period, now, lo) {
+        return lo;
+    }
+    let last = last_due_in(period, now, lo, now_ts);
+    last.checked_add(jiff::SignedDuration::from_micros(1))
+        .unwrap_or(last)
+}
+
+/// The latest start of data due at `now` under `period` (`None` if nothing is due in the
+/// window [`due_before`] searches): with the month-end stretches that [`due_before`] leaves
+/// out. Within one local day the deadline grows with the time of day (the day maps to one
+/// target day), so each day from the prefix's end on is searched on its own.
+fn latest_due(period: &kald_recordings::RetentionPeriod, now: &jiff::Zoned) -> Timestamp {
+    let prefix = due_before(period, now);
+    let mut latest = prefix
+        .checked_sub(jiff::SignedDuration::from_micros(1))
+        .unwrap_or(prefix);
+    let Ok(day) = prefix.to_zoned(now.time_zone().clone()).start_of_day() else {
+        return latest;
+    };
+    // Month ends clamp by at most three days (31 → 28 February).
+    for k in 0..5 {
+        let (Ok(start), Ok(end)) = (
+            day.checked_add(jiff::Span::new().days(k)),
+            day.checked_add(jiff::Span::new().days(k + 1)),
+        ) else {
+            break;
+        };
+        let (start, end) = (start.timestamp(), end.timestamp());
+        if is_due(period, now, start) {
+            latest = latest.max(last_due_in(period, now, start, end));
+        }
+    }
+    latest
+}
+
+/// An audit entry by the sweeper.
+fn system_audit(
+    at: Timestamp,
+    action: &str,
+    target: &str,
+    reason: String,
+) -> kald_store::AuditEntry {
+    kald_store::AuditEntry::new(at, SYSTEM_ACTOR, SYSTEM_ROLE, action, target).with_reason(reason)
+}
+
 /// One pass of the sweeper (see [`sweeper`]).
 pub(crate) async fn sweep_once(
     store: &kald_store::Store,
     policy: &Policy,
     dir: &std::path::Path,
     clock: &crate::clock::Clock,
-) -> Result<(), kald_store::StoreError> {
+) -> Result<SweepReport, kald_store::StoreError> {
     use kald_recordings::{CatalogueItem, Decision, ItemId, ItemKind, JournalState, KeepReason};
     let now = clock.now();
     let at = now.timestamp();
-    let purge_after = policy
-        .retention
+    let retention = &policy.retention;
+    let purge_after = retention
         .tombstones
         .deadline(at, now.time_zone())
         .unwrap_or(at);
-    let (mut deleted, mut held, mut awaiting) = (0usize, 0usize, 0usize);
+    let mut report = SweepReport::default();
+    // Recordings and messages: each deletion audited in its own transaction.
+    let audit_recording = system_audit(
+        at,
+        "delete",
+        "",
+        format!("retention: {}", retention.recordings),
+    );
+    let audit_message = system_audit(
+        at,
+        "delete",
+        "",
+        format!("retention: {}", retention.messages),
+    );
     let mut cursor = None;
     loop {
         let batch = store.sweep_candidates(at, cursor.as_ref(), 1000).await?;
@@ -612,27 +784,35 @@ pub(crate) async fn sweep_once(
                     .with_journal(journal)
             })
             .collect();
-        let mut doomed = Vec::new();
+        let (mut recordings, mut messages) = (Vec::new(), Vec::new());
         for d in kald_recordings::retention::sweep(&now, policy, &items) {
             let Some(item) = usize::try_from(d.id().0).ok().and_then(|i| batch.get(i)) else {
                 continue;
             };
             match d {
-                Decision::Delete { .. } => doomed.push(item.id.clone()),
+                Decision::Delete { kind, .. } => match kind {
+                    ItemKind::Message => messages.push(item.id.as_str()),
+                    _ => recordings.push(item.id.as_str()),
+                },
                 Decision::Keep { reason, .. } => match reason {
-                    KeepReason::Held { .. } => held += 1,
+                    KeepReason::Held { .. } => report.held += 1,
                     _ => {
-                        awaiting += 1;
+                        report.awaiting_journal += 1;
                         tracing::warn!(recording = %item.id, "ALERT: past its deadline but linked to a case and not yet journalised; kept until exported or unlinked");
                     }
                 },
                 _ => {}
             }
         }
-        let files = store
-            .delete_recordings(&doomed, "retention", at, purge_after)
+        let mut files = store
+            .delete_recordings_audited(&recordings, "retention", at, purge_after, &audit_recording)
             .await?;
-        deleted += files.len();
+        files.extend(
+            store
+                .delete_recordings_audited(&messages, "retention", at, purge_after, &audit_message)
+                .await?,
+        );
+        report.deleted += files.len();
         for f in files {
             match std::fs::remove_file(dir.join(&f)) {
                 Ok(()) => {}
@@ -641,17 +821,149 @@ pub(crate) async fn sweep_once(
             }
         }
     }
-    let purged = store.purge_tombstones(at).await?;
-    if deleted + held + awaiting > 0 || purged > 0 {
+    // Tombstones past their own period: one audit entry for the pass.
+    report.tombstones_purged = store.purge_tombstones(at).await?;
+    if report.tombstones_purged > 0 {
+        store
+            .append_audit(&system_audit(
+                at,
+                "purge-tombstones",
+                "tombstones",
+                format!(
+                    "retention: {}; {} purged",
+                    retention.tombstones, report.tombstones_purged
+                ),
+            ))
+            .await?;
+    }
+    // Call records with a CPR number: their personal data goes, the statistics stay.
+    let (scrubbed, kept) = scrub_call_records(store, policy, &now).await?;
+    report.calls_scrubbed = scrubbed;
+    report.calls_kept = kept;
+    if scrubbed > 0 {
+        store
+            .append_audit(&system_audit(
+                at,
+                "scrub-call-records",
+                "calls",
+                format!(
+                    "retention: {}; CPR and caller's number removed from {scrubbed} call records",
+                    retention.call_records_with_cpr
+                ),
+            ))
+            .await?;
+    }
+    // The audit log's own retention (the anchor keeps what is left verifiable); last, so
+    // this pass's entries are never in the purge.
+    let before = due_before(&retention.audit_log, &now);
+    report.audit_purged = store.purge_audit_before(before).await?;
+    if report.audit_purged > 0 {
+        store
+            .append_audit(&system_audit(
+                at,
+                "purge-audit",
+                "audit_log",
+                format!(
+                    "retention: {}; {} entries logged before {before} purged",
+                    retention.audit_log, report.audit_purged
+                ),
+            ))
+            .await?;
+    }
+    let r = &report;
+    if r.deleted + r.held + r.awaiting_journal + r.calls_scrubbed > 0
+        || r.tombstones_purged + r.audit_purged > 0
+    {
         tracing::info!(
-            deleted,
-            held,
-            awaiting_journal = awaiting,
-            tombstones_purged = purged,
+            deleted = r.deleted,
+            held = r.held,
+            awaiting_journal = r.awaiting_journal,
+            tombstones_purged = r.tombstones_purged,
+            call_records_scrubbed = r.calls_scrubbed,
+            call_records_kept = r.calls_kept,
+            audit_entries_purged = r.audit_purged,
             "retention sweep"
         );
     }
-    Ok(())
+    Ok(report)
+}
+
+/// The `call_records_with_cpr` part of a sweep: lists the call records holding a CPR number
+/// whose period may have ended, decides each by the policy (a hold keeps it; so do the call's
+/// recordings, which an access request must find together with it) and scrubs the due ones,
+/// a page at a time. Returns how many were scrubbed and how many due ones were kept.
+async fn scrub_call_records(
+    store: &kald_store::Store,
+    policy: &Policy,
+    now: &jiff::Zoned,
+) -> Result<(usize, usize), kald_store::StoreError> {
+    use kald_recordings::{CatalogueItem, Decision, ItemId, ItemKind};
+    let at = now.timestamp();
+    // An hour on for the repeated summer-time hour; each is decided exactly below.
+    let ended_by = latest_due(&policy.retention.call_records_with_cpr, now)
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .unwrap_or(at);
+    let (mut scrubbed, mut kept) = (0, 0);
+    let mut cursor = None;
+    loop {
+        let page = store
+            .call_pii_candidates(ended_by, cursor.as_ref(), 1000)
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        cursor = Some(last.cursor());
+        let mut due = Vec::new();
+        for (i, call) in page.iter().enumerate() {
+            let item = CatalogueItem::new(ItemId(i as i64), ItemKind::CallRecord, call.ended)
+                .with_holds(call.holds);
+            match kald_recordings::retention::decide(now, policy, &item) {
+                Some(Decision::Delete { .. }) if call.recordings == 0 => due.push(call.id.as_str()),
+                Some(_) => kept += 1,
+                None => {}
+            }
+        }
+        scrubbed += store.scrub_call_pii(&due, at).await?.len();
+    }
+    Ok((scrubbed, kept))
+}
+
+/// The `ALERT` line of an access-request reminder: the request's number and its deadline, no
+/// CPR number, no requester.
+fn reminder_line(r: &kald_recordings::access::Reminder) -> String {
+    use kald_recordings::access::ReminderKind;
+    let n = r.request.0;
+    let plural = |d: u32| if d == 1 { "" } else { "s" };
+    match r.kind {
+        ReminderKind::DueSoon { days_left: 0 } => {
+            format!("ALERT: access request {n} is due today ({})", r.deadline)
+        }
+        ReminderKind::DueSoon { days_left } => format!(
+            "ALERT: access request {n} is due in {days_left} working day{} ({})",
+            plural(days_left),
+            r.deadline
+        ),
+        ReminderKind::Overdue { days } => format!(
+            "ALERT: access request {n} is overdue by {days} working day{} (deadline {})",
+            plural(days),
+            r.deadline
+        ),
+    }
+}
+
+/// Today's reminders of the open access requests, each logged as an `ALERT` line; returns
+/// them.
+async fn remind_access_requests(
+    store: &kald_store::Store,
+    today: jiff::civil::Date,
+    params: &kald_recordings::DeadlineParams,
+) -> Result<Vec<kald_recordings::access::Reminder>, kald_store::StoreError> {
+    let open = store.access_requests(true).await?;
+    let reminders = kald_api::reminders(&open, today, params);
+    for r in &reminders {
+        tracing::warn!("{}", reminder_line(r));
+    }
+    Ok(reminders)
 }
 
 #[cfg(test)]
@@ -722,6 +1034,53 @@ mod tests {
             .unwrap();
     }
 
+    /// A call record with a CPR number and the caller's number that ended at `ended`.
+    async fn call_with_cpr(store: &Store, id: &str, ended: &str, cpr: &kald_core::Cpr) {
+        let ended: Timestamp = ended.parse().unwrap();
+        let started = ended
+            .checked_sub(jiff::SignedDuration::from_secs(300))
+            .unwrap();
+        store
+            .insert_call(&kald_store::CallRow {
+                id: id.into(),
+                started,
+                caller: Some("+4512345678".into()),
+                entry_point: "hovednummer".into(),
+                flow_version: None,
+                consent: Some(false),
+                consent_at: None,
+                topic: Some("borgerservice".into()),
+                queue: Some("borgerservice".into()),
+                cpr: Some(cpr.clone()),
+            })
+            .await
+            .unwrap();
+        store
+            .finish_call(id, ended, "answered", Some("anna"), false)
+            .await
+            .unwrap();
+    }
+
+    /// The audit rows with this action, in order.
+    async fn audited(store: &Store, action: &str) -> Vec<kald_store::AuditRow> {
+        store
+            .audit(&kald_store::AuditFilter {
+                action: Some(action.into()),
+                ..kald_store::AuditFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Whether a call record still holds its CPR number and caller's number.
+    async fn has_pii(store: &Store, id: &str) -> bool {
+        let call = store.call(id).await.unwrap().unwrap().call;
+        assert_eq!(call.cpr.is_some(), call.caller.is_some(), "{id}");
+        // The statistics stay either way.
+        assert!(call.topic.is_some() && call.queue.is_some(), "{id}");
+        call.cpr.is_some()
+    }
+
     #[tokio::test]
     async fn the_sweeper_deletes_at_three_months_keeps_younger_and_held_and_purges_tombstones() {
         let tmp = tempfile::tempdir().unwrap();
@@ -732,8 +1091,27 @@ mod tests {
             .await
             .unwrap();
         let policy = Policy::default();
+        let cpr = kald_core::Cpr::parse("0707614285").unwrap();
+        let hash = store.cpr_lookup_hash(&cpr);
+        // The audit log's oldest entries: one due two years on, 1 June 2027, one a year younger.
+        for (at, target) in [
+            ("2025-06-01T08:00:00Z", "early"),
+            ("2026-06-01T08:00:00Z", "later"),
+        ] {
+            store
+                .append_audit(&kald_store::AuditEntry::new(
+                    at.parse().unwrap(),
+                    "rikke",
+                    "records-officer",
+                    "listen",
+                    target,
+                ))
+                .await
+                .unwrap();
+        }
         // Ended 1 December 2026 10:00 Copenhagen: kept until 1 March 2027 10:00.
         recording(&store, &dir, "old", "c-1", "2026-12-01T09:00:00Z", &policy).await;
+        store.set_recording_cpr("old", &cpr).await.unwrap();
         // A day younger: kept until 2 March.
         recording(
             &store,
@@ -755,15 +1133,75 @@ mod tests {
             )
             .await
             .unwrap();
+        // Call records with a CPR number (call_records_with_cpr, 3 months): one alone, one
+        // held, one whose recording is linked to a case and not yet journalised.
+        call_with_cpr(&store, "c-plain", "2026-12-01T09:00:00Z", &cpr).await;
+        call_with_cpr(&store, "c-held", "2026-12-01T09:00:00Z", &cpr).await;
+        let call_hold = store
+            .add_hold(
+                &HoldTarget::Call("c-held".into()),
+                "complaint",
+                "rikke",
+                "2026-12-10T09:00:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        call_with_cpr(&store, "c-linked", "2026-12-01T09:00:00Z", &cpr).await;
+        store
+            .insert_recording(&NewRecording {
+                id: "linked".into(),
+                call_id: "c-linked".into(),
+                kind: RecordingKind::Call,
+                file: "linked.kald".into(),
+                key_id: 1,
+                started: "2026-12-01T08:56:00Z".parse().unwrap(),
+                agent: Some("anna".into()),
+                queue: None,
+                topic: None,
+                consent: true,
+                consent_at: None,
+                flow_version: None,
+                cpr: Some(cpr.clone()),
+            })
+            .await
+            .unwrap();
+        std::fs::write(dir.join("linked.kald"), b"KALDREC1 sealed bytes").unwrap();
+        store
+            .close_recording(
+                "linked",
+                "2026-12-01T09:00:00Z".parse().unwrap(),
+                std::time::Duration::from_secs(240),
+                &[7; 32],
+                "2027-03-01T09:00:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        let link = store
+            .add_journal_link(
+                "c-linked",
+                "27.12.04-P20-1-26",
+                None,
+                "anna",
+                "2026-12-01T09:05:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
 
         // The day before the deadline nothing goes.
         let clock = crate::clock::Clock::new(Some("2027-03-01T09:00")).unwrap();
-        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        let report = sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert_eq!(report, SweepReport::default());
         assert!(store.recording("old").await.unwrap().is_some());
+        assert!(has_pii(&store, "c-plain").await);
+        assert_eq!(store.audit(&Default::default()).await.unwrap().len(), 2);
 
         // Just past the deadline: the old one goes (file and row), a tombstone stays.
         let clock = crate::clock::Clock::new(Some("2027-03-01T10:01")).unwrap();
-        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        let report = sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert_eq!(
+            (report.deleted, report.held, report.awaiting_journal),
+            (1, 1, 1)
+        );
         assert!(store.recording("old").await.unwrap().is_none());
         assert!(!dir.join("old.kald").exists());
         let t = store.tombstone("old").await.unwrap().unwrap();
@@ -775,24 +1213,269 @@ mod tests {
             "a held recording went"
         );
         assert!(dir.join("held.kald").exists());
-        // Idempotent: a second pass changes nothing.
-        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        // The deletion is audited: by kald, with the reason and the citizen's CPR hash.
+        let deletes = audited(&store, "delete").await;
+        assert_eq!(deletes.len(), 1);
+        let e = &deletes[0].entry;
+        assert_eq!(
+            (
+                e.actor.as_str(),
+                e.role.as_str(),
+                e.target.as_str(),
+                e.reason.as_deref(),
+                e.cpr_hash
+            ),
+            (
+                "kald",
+                "system",
+                "old",
+                Some("retention: 3 months"),
+                Some(hash)
+            )
+        );
+        assert_eq!(
+            e.at.round(jiff::Unit::Minute).unwrap(),
+            clock_at("2027-03-01T10:01")
+        );
+        // The call record alone loses its CPR number and caller's number; the held one and
+        // the one whose recording awaits the case system keep theirs.
+        assert_eq!((report.calls_scrubbed, report.calls_kept), (1, 2));
+        assert!(!has_pii(&store, "c-plain").await);
+        assert!(has_pii(&store, "c-held").await);
+        assert!(has_pii(&store, "c-linked").await);
+        assert!(store.call_pii_scrubbed("c-plain").await.unwrap().is_some());
+        let scrubs = audited(&store, "scrub-call-records").await;
+        assert_eq!(scrubs.len(), 1);
+        assert_eq!(scrubs[0].entry.cpr_hash, None);
+        assert!(scrubs[0]
+            .entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(" 1 call records"));
+        assert!(store.verify_audit().await.unwrap().is_intact());
+        // Idempotent: a second pass changes nothing and audits nothing.
+        let entries = store.audit(&Default::default()).await.unwrap().len();
+        let report = sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert_eq!((report.deleted, report.calls_scrubbed), (0, 0));
         assert!(store.tombstone("old").await.unwrap().is_some());
+        assert_eq!(
+            store.audit(&Default::default()).await.unwrap().len(),
+            entries
+        );
 
-        // The younger one goes a day later; the hold is lifted and the held one goes too.
+        // The younger one goes a day later; the hold is lifted and the held one goes too; the
+        // held call record's hold is lifted; the linked recording is unlinked (the citizen's
+        // case no longer needs it), so it goes, and then its call record.
         store
             .lift_hold(hold, "rikke", "2027-03-02T08:00:00Z".parse().unwrap())
             .await
             .unwrap();
+        store
+            .lift_hold(call_hold, "rikke", "2027-03-02T08:00:00Z".parse().unwrap())
+            .await
+            .unwrap();
+        store
+            .remove_journal_link(link, "anna", "2027-03-02T08:00:00Z".parse().unwrap())
+            .await
+            .unwrap();
         let clock = crate::clock::Clock::new(Some("2027-03-02T10:01")).unwrap();
-        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
-        for id in ["younger", "held"] {
+        let report = sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert_eq!((report.deleted, report.calls_scrubbed), (3, 2));
+        for id in ["younger", "held", "linked"] {
             assert!(store.recording(id).await.unwrap().is_none(), "{id} stayed");
             assert!(!dir.join(format!("{id}.kald")).exists());
         }
-        // Tombstones are purged after their own period (one year by default).
+        assert!(!has_pii(&store, "c-held").await);
+        assert!(!has_pii(&store, "c-linked").await);
+        let mut targets: Vec<String> = audited(&store, "delete")
+            .await
+            .into_iter()
+            .map(|r| r.entry.target)
+            .collect();
+        targets.sort();
+        assert_eq!(targets, ["held", "linked", "old", "younger"]);
+        assert_eq!(store.calls_by_cpr(&cpr).await.unwrap(), []);
+        assert!(store.verify_audit().await.unwrap().is_intact());
+
+        // A year on the tombstones are purged (one audit entry for the pass), and audit
+        // entries past two years with them: the first, from 1 June 2025, not the one from
+        // 1 June 2026; what is left still verifies from the anchor.
         let clock = crate::clock::Clock::new(Some("2028-03-03T10:00")).unwrap();
-        sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        let report = sweep_once(&store, &policy, &dir, &clock).await.unwrap();
+        assert_eq!((report.tombstones_purged, report.audit_purged), (4, 1));
         assert!(store.tombstone("old").await.unwrap().is_none());
+        let purges = audited(&store, "purge-tombstones").await;
+        assert_eq!(purges.len(), 1);
+        assert!(purges[0]
+            .entry
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("4 purged"));
+        let left = store.audit(&Default::default()).await.unwrap();
+        assert!(left.iter().all(|r| r.entry.target != "early"));
+        assert!(left.iter().any(|r| r.entry.target == "later"));
+        assert_eq!(left[0].id, 2);
+        let purge = audited(&store, "purge-audit").await;
+        assert_eq!(purge.len(), 1);
+        assert_eq!(purge[0].entry.actor, "kald");
+        assert!(store.verify_audit().await.unwrap().is_intact());
+        // The entry from 1 June 2026 goes after 1 June 2028, not a minute before.
+        let clock = crate::clock::Clock::new(Some("2028-06-01T09:59")).unwrap();
+        assert_eq!(
+            sweep_once(&store, &policy, &dir, &clock)
+                .await
+                .unwrap()
+                .audit_purged,
+            0
+        );
+        let clock = crate::clock::Clock::new(Some("2028-06-01T10:00")).unwrap();
+        assert_eq!(
+            sweep_once(&store, &policy, &dir, &clock)
+                .await
+                .unwrap()
+                .audit_purged,
+            1
+        );
+        assert!(store.verify_audit().await.unwrap().is_intact());
+    }
+
+    /// A pinned clock's instant.
+    fn clock_at(local: &str) -> Timestamp {
+        crate::clock::Clock::new(Some(local))
+            .unwrap()
+            .now()
+            .timestamp()
+            .round(jiff::Unit::Minute)
+            .unwrap()
+    }
+
+    #[test]
+    fn due_cut_offs_invert_calendar_months_with_their_month_ends() {
+        let tz = jiff::tz::db().get("Europe/Copenhagen").unwrap();
+        let three = kald_recordings::RetentionPeriod::new(3, 0).unwrap();
+        let zoned = |s: &str| {
+            s.parse::<jiff::civil::DateTime>()
+                .unwrap()
+                .to_zoned(tz.clone())
+                .unwrap()
+        };
+        let us = jiff::SignedDuration::from_micros(1);
+        // 28 February 2027 10:00: everything that ended up to 29 November 10:00 is due (a
+        // prefix), and so is 30 November up to 10:00 (+ 3 months clamps to 28 February), but
+        // not 29 November after 10:00 (28 February after 10:00).
+        let now = zoned("2027-02-28T10:00");
+        assert_eq!(
+            due_before(&three, &now),
+            zoned("2026-11-29T10:00").timestamp() + us
+        );
+        assert_eq!(
+            latest_due(&three, &now),
+            zoned("2026-11-30T10:00").timestamp()
+        );
+        assert!(is_due(&three, &now, zoned("2026-11-30T09:59").timestamp()));
+        assert!(!is_due(&three, &now, zoned("2026-11-29T10:01").timestamp()));
+        // Across summer time: 1 March 2027 10:00 (CET) ← 1 December 2026 10:00 (CET); 1 July
+        // 2027 10:00 (CEST) ← 1 April 10:00 (CEST).
+        for (now, from) in [
+            ("2027-03-01T10:00", "2026-12-01T10:00"),
+            ("2027-07-01T10:00", "2027-04-01T10:00"),
+        ] {
+            let now = zoned(now);
+            assert_eq!(due_before(&three, &now), zoned(from).timestamp() + us);
+            assert_eq!(latest_due(&three, &now), zoned(from).timestamp());
+        }
+        let two_years = kald_recordings::RetentionPeriod::new(24, 0).unwrap();
+        assert_eq!(
+            due_before(&two_years, &zoned("2028-06-01T10:00")),
+            zoned("2026-06-01T10:00").timestamp() + us
+        );
+    }
+
+    #[tokio::test]
+    async fn access_requests_are_reminded_two_working_days_before_and_when_overdue() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (keys, _) = kald_core::CprKeys::load_or_create(&tmp.path().join("cpr.key")).unwrap();
+        let store = Store::open_data_dir(&tmp.path().join("data"), keys)
+            .await
+            .unwrap();
+        let cpr = kald_core::Cpr::parse("0707614285").unwrap();
+        // Received Monday 1 March 2027 under forvaltningsloven: 7 working days, due
+        // Wednesday 10 March.
+        let id = store
+            .open_access_request(
+                &kald_store::NewAccessRequest {
+                    law: kald_store::AccessLaw::Forvaltningsloven,
+                    received: jiff::civil::date(2027, 3, 1),
+                    requester: "Jens Hansen".into(),
+                    identity_verified_by: "MitID".into(),
+                    cpr: cpr.clone(),
+                },
+                "rikke",
+                "2027-03-01T09:00:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        let params = kald_recordings::DeadlineParams::default();
+        let day = |d: i8| jiff::civil::date(2027, 3, d);
+        // Monday 8 March, two working days before: reminded.
+        let r = remind_access_requests(&store, day(8), &params)
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].request.0, r[0].deadline), (id, day(10)));
+        let line = reminder_line(&r[0]);
+        assert_eq!(
+            line,
+            format!("ALERT: access request {id} is due in 2 working days (2027-03-10)")
+        );
+        assert!(!line.contains("Jens") && !line.contains("0707"));
+        // Tuesday 9 March: no reminder; Saturday 6 March: none.
+        assert_eq!(
+            remind_access_requests(&store, day(9), &params)
+                .await
+                .unwrap(),
+            []
+        );
+        assert_eq!(
+            remind_access_requests(&store, day(6), &params)
+                .await
+                .unwrap(),
+            []
+        );
+        // The day itself, and overdue afterwards.
+        let r = remind_access_requests(&store, day(10), &params)
+            .await
+            .unwrap();
+        assert_eq!(
+            reminder_line(&r[0]),
+            format!("ALERT: access request {id} is due today (2027-03-10)")
+        );
+        let r = remind_access_requests(&store, day(12), &params)
+            .await
+            .unwrap();
+        assert_eq!(
+            reminder_line(&r[0]),
+            format!(
+                "ALERT: access request {id} is overdue by 2 working days (deadline 2027-03-10)"
+            )
+        );
+        // Closed: no more reminders.
+        store
+            .set_access_state(
+                id,
+                kald_store::AccessState::Closed,
+                "rikke",
+                "2027-03-12T09:00:00Z".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            remind_access_requests(&store, day(12), &params)
+                .await
+                .unwrap(),
+            []
+        );
     }
 }

@@ -631,7 +631,7 @@ async fn a_gone_recording_cancels_its_export() {
         .await
         .unwrap();
     f.store
-        .delete_recording("rec1", "erased", t0, secs(t0, 86_400))
+        .erase_recording("rec1", "erased", t0, secs(t0, 86_400))
         .await
         .unwrap()
         .unwrap();
