@@ -371,19 +371,21 @@ pub(crate) async fn open(
         identity_verified_by: verified.to_owned(),
         cpr: cpr.clone(),
     };
+    // Audited before the request (and its hold and search) exists, like every records
+    // action; the entry is found with the request by the citizen's CPR hash.
+    src.audit(
+        &caller,
+        "access-request-open",
+        "access-request",
+        Some(&format!("{}: {requester}", law.as_str())),
+        Some(&cpr),
+    )
+    .await?;
     let id = src
         .store
         .open_access_request(&new, &caller.login, src.now())
         .await
         .map_err(store_error)?;
-    src.audit(
-        &caller,
-        "access-request-open",
-        &format!("access-request:{id}"),
-        Some(law.as_str()),
-        Some(&cpr),
-    )
-    .await?;
     tracing::info!(request = id, "access request opened");
     Ok((StatusCode::CREATED, Json(detail(src, id).await?)))
 }
