@@ -834,6 +834,50 @@ pub fn reminders(
         .collect()
 }
 
+/// The records management gauges for `/metrics`: access requests open, due soon and overdue
+/// (as of today's reminders), documents waiting for the case system, recordings kept for the
+/// journal, active holds. Empty when the store does not answer (logged).
+pub(crate) async fn records_metrics(src: &RecordsSource) -> String {
+    let requests = match src.store.access_requests(true).await {
+        Ok(r) => r,
+        Err(error) => {
+            tracing::warn!(%error, "records metrics: the store failed");
+            return String::new();
+        }
+    };
+    let counts = match src.store.records_counts().await {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::warn!(%error, "records metrics: the store failed");
+            return String::new();
+        }
+    };
+    let today = (src.clock)().date();
+    let (mut due_soon, mut overdue) = (0u64, 0u64);
+    for reminder in reminders(&requests, today, &src.deadlines) {
+        match reminder.kind {
+            ReminderKind::DueSoon { .. } => due_soon += 1,
+            ReminderKind::Overdue { .. } => overdue += 1,
+        }
+    }
+    let gauges = [
+        ("kald_access_requests_open", "Access requests not yet closed.", requests.len() as u64),
+        ("kald_access_requests_due_soon", "Open access requests whose deadline is in the reminder days (today's reminders).", due_soon),
+        ("kald_access_requests_overdue", "Open access requests past their deadline (on a working day).", overdue),
+        ("kald_journal_documents_pending", "Documents for the case system not yet acknowledged.", counts.journal_pending),
+        ("kald_journal_documents_failing", "Pending documents that failed at least once.", counts.journal_failing),
+        ("kald_recordings_awaiting_journal", "Recordings linked to a case and not yet acknowledged by the case system (kept past their deadline).", counts.recordings_awaiting_journal),
+        ("kald_holds_active", "Holds not lifted.", counts.holds_active),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in gauges {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    out
+}
+
 /// `Zoned` is used by the clock type in signatures.
 #[allow(dead_code)]
 type _Zoned = Zoned;

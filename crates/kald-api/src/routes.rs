@@ -71,7 +71,10 @@ pub(crate) async fn metrics(
     if !METRICS.contains(&role) {
         return Err(ApiError::Forbidden);
     }
-    let text = (state.inner.metrics)();
+    let mut text = (state.inner.metrics)();
+    if let Some(src) = state.inner.records.as_ref() {
+        text.push_str(&crate::access::records_metrics(src).await);
+    }
     Ok((
         [(
             CONTENT_TYPE,

@@ -461,6 +461,23 @@ async fn links_corrections_and_search() {
         .await
         .json();
     assert_eq!(verify["intact"], true);
+
+    // Monitoring sees the document waiting for the case system and the linked recording.
+    let metrics = fake.call(Method::GET, "/metrics", Some(&adam), None).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    for line in [
+        "kald_journal_documents_pending 1",
+        "kald_journal_documents_failing 0",
+        "kald_recordings_awaiting_journal 1",
+        "kald_access_requests_open 0",
+        "kald_access_requests_overdue 0",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line}:\n{}",
+            metrics.body
+        );
+    }
 }
 
 /// Erasure after consent is withdrawn: the file and row go, a tombstone stays; a
@@ -599,4 +616,43 @@ async fn closing_a_request_lifts_the_holds_of_items_added_by_hand() {
         "a hold outlived its request: {}",
         holds.body
     );
+}
+
+/// An access request past its deadline shows as overdue in the list and in `/metrics`.
+#[tokio::test]
+async fn overdue_access_requests_are_flagged() {
+    let fake = fake_records().await;
+    let rita = fake.login("rita").await;
+    let adam = fake.login("adam").await;
+    // Received Monday 2 November: 7 working days → Wednesday 11 November; today is 23 November.
+    let opened = fake
+        .call(
+            Method::POST,
+            "/api/access-requests",
+            Some(&rita),
+            Some(json!({
+                "law": "forvaltningsloven",
+                "received": "2026-11-02",
+                "requester": "Borgeren selv",
+                "identity_verified_by": "MitID",
+                "cpr": WAITING_CPR,
+            })),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let request = &opened.json()["request"];
+    assert_eq!(request["deadline"], "2026-11-11");
+    assert_eq!(request["reminder"], "overdue");
+    assert_eq!(request["working_days_left"], -8);
+    let metrics = fake.call(Method::GET, "/metrics", Some(&adam), None).await;
+    for line in [
+        "kald_access_requests_open 1",
+        "kald_access_requests_overdue 1",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line}:\n{}",
+            metrics.body
+        );
+    }
 }

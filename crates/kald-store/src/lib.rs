@@ -270,7 +270,7 @@ pub use journal::{
 pub use recordings::DELETE_BATCH;
 pub use records::{
     AccessItem, AccessItemKind, AccessLaw, AccessState, CallSearch, GrantState, ItemDecision,
-    ListenGrant, NewAccessRequest, StoredAccessRequest, SEARCH_LIMIT,
+    ListenGrant, NewAccessRequest, RecordsCounts, StoredAccessRequest, SEARCH_LIMIT,
 };
 pub use retention::{CallPiiCursor, CallPiiItem};
 

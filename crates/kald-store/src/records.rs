@@ -875,3 +875,54 @@ impl Store {
         raw.into_iter().map(|r| r.into_row(&self.keys)).collect()
     }
 }
+
+/// Counts for monitoring records management (`/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordsCounts {
+    /// Documents for the case system not yet acknowledged.
+    pub journal_pending: u64,
+    /// Of those, the ones that failed at least once (the case system is not taking them).
+    pub journal_failing: u64,
+    /// Recordings linked to a case and not yet acknowledged (kept past their deadline).
+    pub recordings_awaiting_journal: u64,
+    /// Holds not lifted.
+    pub holds_active: u64,
+}
+
+impl Store {
+    /// The records management counts (a few indexed counts).
+    pub async fn records_counts(&self) -> Result<RecordsCounts, StoreError> {
+        const ACTION: &str = "count records for monitoring";
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (pending, failing, linked, holds): (i64, i64, i64, i64) = on_pool!(self, |pool| {
+            let pending =
+                sqlx::query_scalar("SELECT COUNT(*) FROM journal_exports WHERE state = 'pending'")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(query(ACTION))?;
+            let failing = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM journal_exports WHERE state = 'pending' AND attempts > 0",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(query(ACTION))?;
+            let linked = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM recordings WHERE journal_state = 'linked'",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(query(ACTION))?;
+            let holds = sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE lifted_us IS NULL")
+                .fetch_one(pool)
+                .await
+                .map_err(query(ACTION))?;
+            (pending, failing, linked, holds)
+        });
+        Ok(RecordsCounts {
+            journal_pending: count(pending),
+            journal_failing: count(failing),
+            recordings_awaiting_journal: count(linked),
+            holds_active: count(holds),
+        })
+    }
+}
