@@ -53,6 +53,7 @@ from test_recordings import channel_energy
 
 FLOW = REPO / "tests" / "pjsua2" / "flows" / "cpr.toml"
 CPR1, CPR2 = "1503842137", "2309712822"  # the two citizens (valid birth dates, modulus 11)
+CPR3 = "0707614285"  # call 2's citizen as the agent corrects the number after verifying them
 CASE1, CASE2 = "27.12.04-P20-1-26", "27.12.04-P20-2-26"  # the default KLE-style pattern
 MALFORMED_CASE = "27.12.04-P20-1"  # the year is missing
 OFFICER_PASSWORD, ADMIN_PASSWORD = "secret-pass-8", "secret-pass-9"
@@ -236,7 +237,18 @@ def test_records_done_when(peer, tmp_path, browser, measured):  # noqa: F811 (fi
         c2, a2 = talk(centre, anna, citizen, CPR2)
         call2 = api(port, "/api/me/call", anna_token)["call"]
         assert call2["cpr"] == f"{CPR2[:6]}-{CPR2[6:]}", call2
-        centre.wait(2.5)
+        # The caller mistyped; Anna verifies their identity and corrects the number on the
+        # page: the screen pop keeps showing the corrected one (the live call took it).
+        until(centre, ap, lambda: ap.get_by_test_id("caller-cpr").inner_text() == f"{CPR2[:6]}-{CPR2[6:]}", 5,
+              "call 2's screen pop")
+        ap.get_by_test_id("cpr-fix").fill(CPR3)
+        ap.get_by_test_id("cpr-verified").select_option("MitID")
+        ap.get_by_test_id("btn-fix-cpr").click()
+        until(centre, ap, lambda: message.inner_text().startswith("CPR-nummeret er rettet"), 5, "CPR corrected")
+        centre.wait(1.5)  # at least one more snapshot: it must not bring the old number back
+        assert ap.get_by_test_id("caller-cpr").inner_text() == f"{CPR3[:6]}-{CPR3[6:]}"
+        assert api(port, "/api/me/call", anna_token)["call"]["cpr"] == f"{CPR3[:6]}-{CPR3[6:]}"
+        centre.wait(1.0)
         centre.hang_up(c2)
         assert centre.pump(lambda: a2.disconnected, 5)
         assert centre.pump(lambda: len(centre.kald.events("recording closed")) == 2, 10), centre.kald.text()[-5000:]

@@ -135,6 +135,16 @@ pub enum Command {
         /// The agent on the call.
         agent: String,
     },
+    /// The agent verified the caller and entered or corrected the CPR number of their call
+    /// (already stored): the live call shows and records it from now on.
+    CorrectCpr {
+        /// The agent on the call.
+        agent: String,
+        /// The call's id.
+        call: String,
+        /// The CPR number (redacted in `Debug`).
+        cpr: kald_core::Cpr,
+    },
 }
 
 /// The SIP loop's answer to a [`Command`]: `Err` holds a short human message without

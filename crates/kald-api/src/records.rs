@@ -810,6 +810,23 @@ pub(crate) async fn correct_cpr(
         .correct_call_cpr(&id, &cpr, &caller.login, src.now())
         .await
         .map_err(store_error)?;
+    let live = state
+        .snapshot()
+        .calls
+        .iter()
+        .any(|c| c.id == id && c.agent.as_deref() == Some(caller.login.as_str()));
+    if live {
+        // The screen pop and recordings started later take it too; the store already has it,
+        // so a call that just ended is no failure.
+        let command = crate::model::Command::CorrectCpr {
+            agent: caller.login.clone(),
+            call: id.clone(),
+            cpr,
+        };
+        if let Err(error) = state.execute(command).await {
+            tracing::info!(call = %id, %error, "the live call did not take the corrected CPR number");
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

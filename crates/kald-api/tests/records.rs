@@ -396,10 +396,11 @@ async fn links_corrections_and_search() {
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["c-11", "c-10"]);
-    assert_eq!(found[0]["cpr_corrected"], true);
-    assert_eq!(found[0]["recordings"][0]["journal"], "linked");
-    assert_eq!(found[0]["links"][0]["case_number"], "27.12.04-P20-7-26");
+    // Anna's live call c-1 (newest) is the same citizen; c-11 now too, by the correction.
+    assert_eq!(ids, ["c-1", "c-11", "c-10"]);
+    assert_eq!(found[1]["cpr_corrected"], true);
+    assert_eq!(found[1]["recordings"][0]["journal"], "linked");
+    assert_eq!(found[1]["links"][0]["case_number"], "27.12.04-P20-7-26");
     let old = fake
         .call(
             Method::GET,
@@ -655,4 +656,49 @@ async fn overdue_access_requests_are_flagged() {
             metrics.body
         );
     }
+}
+
+/// A correction on the agent's live call reaches the SIP loop too (screen pop, later
+/// recordings); one on an ended call only the store.
+#[tokio::test]
+async fn correcting_the_live_call_tells_the_phone_system() {
+    let fake = fake_records().await;
+    let anna = fake.login("anna").await;
+    let fixed = fake
+        .call(
+            Method::POST,
+            "/api/calls/c-1/cpr",
+            Some(&anna),
+            Some(json!({"cpr": WAITING_CPR, "verified_by": "MitID"})),
+        )
+        .await;
+    assert_eq!(fixed.status, StatusCode::NO_CONTENT, "{}", fixed.body);
+    let sent: Vec<kald_api::Command> = fake.commands.lock().unwrap().clone();
+    assert!(
+        sent.iter().any(
+            |c| matches!(c, kald_api::Command::CorrectCpr { agent, call, cpr }
+            if agent == "anna" && call == "c-1" && cpr.expose_digits() == WAITING_CPR)
+        ),
+        "{sent:?}"
+    );
+    let ended = fake
+        .call(
+            Method::POST,
+            "/api/calls/c-10/cpr",
+            Some(&anna),
+            Some(json!({"cpr": WAITING_CPR, "verified_by": "MitID"})),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT);
+    let corrections = fake
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| matches!(c, kald_api::Command::CorrectCpr { .. }))
+        .count();
+    assert_eq!(
+        corrections, 1,
+        "only the live call goes to the phone system"
+    );
 }

@@ -62,6 +62,14 @@ impl CallCtx {
         self.ivr.outcome()
     }
 
+    /// The citizen's CPR number: as the agent corrected it after verifying the caller, else
+    /// as typed in the IVR.
+    pub(crate) fn cpr(&self) -> Option<&kald_core::Cpr> {
+        self.cpr_corrected
+            .as_ref()
+            .or(self.ivr.outcome().cpr.as_ref())
+    }
+
     /// The call is ending: hang up when the prompt now playing finishes.
     pub(crate) fn phase_closing(&mut self) {
         self.phase = Phase::Closing;
@@ -124,6 +132,8 @@ pub(crate) struct CallCtx {
     pub(crate) consent_withdrawn: Option<jiff::Timestamp>,
     /// The withdrawal confirmation is playing (the bridge resumes after it).
     pub(crate) confirming_withdrawal: bool,
+    /// The CPR number the agent entered or corrected on this call (the store has it too).
+    pub(crate) cpr_corrected: Option<kald_core::Cpr>,
 }
 
 /// A new incoming call, as the endpoint reported it.
@@ -523,6 +533,7 @@ impl Calls {
             ended_by_agent: false,
             consent_withdrawn: None,
             confirming_withdrawal: false,
+            cpr_corrected: None,
         };
         let (sdp_out, delayed_offer) = match offer {
             Some(offer) => {
@@ -813,6 +824,7 @@ impl Calls {
             field_lengths = %fields.join(","),
             "call ended"
         );
+        let cpr_now = ctx.cpr_corrected.clone().or_else(|| o.cpr.clone());
         self.records.send(crate::records::StoreOp::Call(Box::new(
             crate::records::CallLog {
                 id: call,
@@ -823,7 +835,7 @@ impl Calls {
                 consent: o.consent.map(|c| c == kald_ivr::Consent::Yes),
                 topic: o.topic.clone(),
                 queue: o.queue.clone(),
-                cpr: o.cpr.clone(),
+                cpr: cpr_now,
                 agent: ctx.agent.as_ref().map(|a| a.1.clone()),
                 transferred: ctx.transferred,
                 outcome: format!("{reason:?}"),

@@ -138,7 +138,7 @@ impl Calls {
                     agent,
                     consent: outcome.consent.map(|k| k == kald_ivr::Consent::Yes),
                     recording: self.recordings.is_recording(*id),
-                    cpr: outcome.cpr.clone(),
+                    cpr: c.cpr().cloned(),
                 }
             })
             .collect();
@@ -176,6 +176,17 @@ impl Calls {
                     return Err("no call of yours is being recorded".into());
                 };
                 self.withdraw_consent(now, endpoint, citizen, &agent);
+                return Ok(());
+            }
+            Command::CorrectCpr { agent, call, cpr } => {
+                // The API checked that the call is the agent's and stored the number; the live
+                // call takes it for the screen pop and for what is recorded from now on.
+                let Some((_, ctx)) = self.calls.iter_mut().find(|(id, _)| id.to_string() == call)
+                else {
+                    return Err("the call has ended".into());
+                };
+                ctx.cpr_corrected = Some(cpr);
+                tracing::info!(%agent, call = %call, "CPR number corrected on the live call");
                 return Ok(());
             }
             _ => return Err("not supported".into()),

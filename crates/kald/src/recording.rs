@@ -142,7 +142,7 @@ impl Calls {
                 topic: ctx.topic.clone(),
                 consent: !message,
                 message,
-                cpr: ctx.outcome().cpr.clone(),
+                cpr: ctx.cpr().cloned(),
                 key_id: self.recordings.key_id,
             },
         )));

@@ -860,6 +860,22 @@ pub async fn fake_records() -> Fake {
             .await
             .unwrap();
     }
+    // Anna's live call (c-1 in the snapshot) has its record too, as in kald.
+    store
+        .insert_call(&kald_store::CallRow {
+            id: "c-1".into(),
+            started: t0 + jiff::SignedDuration::from_secs(3600),
+            caller: Some("+4520009999".into()),
+            entry_point: "hovednummer".into(),
+            flow_version: None,
+            consent: Some(true),
+            consent_at: None,
+            topic: Some("Sygemelding".into()),
+            queue: Some("sygedagpenge".into()),
+            cpr: Some(ANNA_CPR.parse().unwrap()),
+        })
+        .await
+        .unwrap();
     let policy = Arc::new(
         kald_recordings::Policy::load(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
