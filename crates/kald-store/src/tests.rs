@@ -1768,22 +1768,13 @@ async fn sqlite_database_of_version_1_is_upgraded() {
     store.close().await;
 }
 
-/// How long the SQLite store takes to sweep 100,000 due recordings (run with `--ignored
-/// --nocapture`; the figure goes to stderr).
-#[tokio::test]
-#[ignore = "benchmark: 100,000 deletions on SQLite"]
-async fn sqlite_deletes_100k_recordings() {
-    const N: usize = 100_000;
-    let db = TestDb::sqlite().await;
-    let store = &db.store;
-    let Pool::Sqlite(pool) = &store.pool else {
-        panic!("not SQLite")
-    };
+/// Inserts `n` closed recordings straight into SQLite for the deletion benchmarks, due over
+/// the first 1,000 s; every tenth has the test citizen's CPR number.
+async fn fill_recordings(pool: &SqlitePool, n: usize) {
     let sealed = keys().seal(&cpr());
     let hash = keys().lookup_hash(&cpr()).to_vec();
-    let started = std::time::Instant::now();
     let mut tx = pool.begin().await.unwrap();
-    for i in 0..N {
+    for i in 0..n {
         // Every tenth recording has a CPR number, as calls about one citizen cluster.
         let (sealed, hash) = if i % 10 == 0 {
             (Some(&sealed), Some(&hash))
@@ -1809,6 +1800,21 @@ async fn sqlite_deletes_100k_recordings() {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// How long the SQLite store takes to sweep 100,000 due recordings (run with `--ignored
+/// --nocapture`; the figure goes to stderr).
+#[tokio::test]
+#[ignore = "benchmark: 100,000 deletions on SQLite"]
+async fn sqlite_deletes_100k_recordings() {
+    const N: usize = 100_000;
+    let db = TestDb::sqlite().await;
+    let store = &db.store;
+    let Pool::Sqlite(pool) = &store.pool else {
+        panic!("not SQLite")
+    };
+    let started = std::time::Instant::now();
+    fill_recordings(pool, N).await;
     let filled = started.elapsed();
     // Some holds, as a records office would have.
     for i in 0..50 {
@@ -3230,34 +3236,7 @@ async fn sqlite_deletes_100k_recordings_audited() {
     let Pool::Sqlite(pool) = &store.pool else {
         panic!("not SQLite")
     };
-    let sealed = keys().seal(&cpr());
-    let hash = keys().lookup_hash(&cpr()).to_vec();
-    let mut tx = pool.begin().await.unwrap();
-    for i in 0..N {
-        let (sealed, hash) = if i % 10 == 0 {
-            (Some(&sealed), Some(&hash))
-        } else {
-            (None, None)
-        };
-        sqlx::query(
-            "INSERT INTO recordings (id, call_id, kind, file, key_id, started_us, ended_us, \
-             duration_ms, consent, cpr_sealed, cpr_hash, retention_until_us, sha256, state, \
-             created_us) VALUES ($1, $2, 'call', $3, 1, $4, $4, 60000, TRUE, $5, $6, $7, $8, \
-             'closed', $4)",
-        )
-        .bind(format!("{i:032x}"))
-        .bind(format!("c-{i}"))
-        .bind(format!("2026/01/{i:032x}.kre"))
-        .bind(micros(at(0)))
-        .bind(sealed)
-        .bind(hash)
-        .bind(micros(at(i as i64 % 1000)))
-        .bind(rows::hex(&[9; 32]))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
+    fill_recordings(pool, N).await;
     for i in 0..50 {
         store
             .add_hold(
