@@ -11,6 +11,11 @@ root=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
 
+# A clean build of every test binary needs several GB; incremental caches would double it and a
+# from-scratch run gains nothing from them. Say how much room there is, for a failed run's log.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h "$root" 2>/dev/null | tail -n 1 | awk '{print "disk: " $4 " free on " $6}' || true
+
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
