@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod cpr;
 pub mod diag;
 pub mod id;
+pub mod keyfile;
 pub mod protect;
 
 pub use calendar::{

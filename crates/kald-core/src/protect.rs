@@ -40,14 +40,11 @@
 //!
 //! Unlike the rest of this crate, this module reads the operating system's random source (for
 //! nonces and new keys) and, in [`CprKeys::load_or_create`] and [`CprKeys::save`], the file
-//! system: nonces from a seeded RNG would repeat and break the encryption.
+//! system (through [`crate::keyfile`], shared with the recording keys): nonces from a seeded
+//! RNG would repeat and break the encryption.
 
 use core::fmt;
-use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -55,9 +52,14 @@ use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 use sha2::Sha256;
-use zeroize::Zeroize;
+use zeroize::Zeroizing;
 
+pub use crate::keyfile::KeyError;
+use crate::keyfile::{self, KeyRing, KeyRingLines, Secret};
 use crate::Cpr;
+
+/// The key file's name in errors.
+const KIND: &str = "CPR";
 
 /// Associated data bound into every sealed CPR number (followed by the key id byte).
 const AAD_CONTEXT: &[u8] = b"kald/cpr/v1";
@@ -65,29 +67,11 @@ const AAD_CONTEXT: &[u8] = b"kald/cpr/v1";
 const NONCE_LEN: usize = 24;
 /// Length of the Poly1305 tag appended to the ciphertext.
 const TAG_LEN: usize = 16;
-/// Length of every key in the key file.
-const KEY_LEN: usize = 32;
 /// Length of a sealed CPR number: key id, nonce, ten encrypted digits and the tag.
 pub const SEALED_LEN: usize = 1 + NONCE_LEN + 10 + TAG_LEN;
 
 /// HMAC-SHA256, the keyed look-up hash.
 type HmacSha256 = Hmac<Sha256>;
-
-/// A 32-byte secret; its `Debug` shows nothing of the key, and it is wiped when dropped.
-#[derive(Clone, PartialEq, Eq)]
-struct Secret([u8; KEY_LEN]);
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
 
 /// The keys that protect CPR numbers at rest: encryption keys by id and the look-up hash key.
 ///
@@ -95,10 +79,8 @@ impl fmt::Debug for Secret {
 /// sealed (see the [module docs](self) on rotation). `Debug` shows key ids only, never keys.
 #[derive(Clone)]
 pub struct CprKeys {
-    /// Id of the key [`seal`](Self::seal) uses; always a key of `enc`.
-    current: u8,
-    /// Every encryption key, by id (1..=255).
-    enc: BTreeMap<u8, Secret>,
+    /// The encryption keys by id, and the one [`seal`](Self::seal) uses.
+    enc: KeyRing,
     /// The HMAC-SHA256 key for [`lookup_hash`](Self::lookup_hash).
     mac: Secret,
 }
@@ -127,202 +109,88 @@ pub enum ProtectError {
     NotCpr,
 }
 
-/// Why CPR keys could not be loaded, created or saved; never contains key material.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Reading, creating or writing the key file failed.
-    #[error("cannot {action} CPR key file {path}: {source}")]
-    Io {
-        /// What was being done (read, create, …).
-        action: &'static str,
-        /// The key file.
-        path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
-    },
-    /// The key file may be read or written by its group or others.
-    #[error(
-        "CPR key file {path} has mode {mode:03o}; it must be readable by its owner only \
-         (chmod 600)"
-    )]
-    Permissions {
-        /// The key file.
-        path: PathBuf,
-        /// The file's permission bits.
-        mode: u32,
-    },
-    /// A line of the key file (or key text) is malformed; the line itself is not shown.
-    #[error("CPR key text, line {line}: {reason}")]
-    Malformed {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The key text has no `enc` line.
-    #[error("CPR key text has no encryption key (an `enc <id> <hex>` line)")]
-    NoEncryptionKey,
-    /// The key text has no `mac` line.
-    #[error("CPR key text has no look-up hash key (a `mac <hex>` line)")]
-    NoHashKey,
-    /// `current` names a key id that has no `enc` line.
-    #[error("CPR key text makes key {id} current, but has no such encryption key")]
-    UnknownCurrent {
-        /// The id named by the `current` line.
-        id: u8,
-    },
-    /// All 255 key ids are in use, so no new key can be added.
-    #[error("all 255 CPR encryption key ids are used; retire old keys before rotating")]
-    IdsExhausted,
-    /// The operating system's random source failed.
-    #[error("the operating system's random source failed")]
-    Random,
-}
-
 impl CprKeys {
     /// Fresh random keys (key id 1) from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         Ok(Self {
-            current: 1,
-            enc: BTreeMap::from([(1, random_secret()?)]),
-            mac: random_secret()?,
+            enc: KeyRing::generate(KIND)?,
+            mac: Secret::random()?,
         })
     }
 
     /// Keys from hex: one encryption key (id 1) and the look-up hash key, 64 hex digits each.
     pub fn from_hex(enc_hex: &str, mac_hex: &str) -> Result<Self, KeyError> {
         Ok(Self {
-            current: 1,
-            enc: BTreeMap::from([(1, parse_secret(enc_hex, 1)?)]),
-            mac: parse_secret(mac_hex, 2)?,
+            enc: KeyRing::single(KIND, Secret::from_hex(KIND, enc_hex, 1)?),
+            mac: Secret::from_hex(KIND, mac_hex, 2)?,
         })
     }
 
     /// Keys from the key-file text (see the [module docs](self)), e.g. from an environment
     /// variable or secret store instead of a file.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let mut enc = BTreeMap::new();
+        let mut enc = KeyRingLines::new(KIND);
         let mut mac = None;
-        let mut current = None;
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let content = raw.split('#').next().unwrap_or_default();
-            let mut words = content.split_whitespace();
-            let Some(kind) = words.next() else { continue };
-            let malformed = |reason| KeyError::Malformed { line, reason };
-            match kind {
-                "mac" => {
-                    let hex = words.next().ok_or(malformed("`mac` needs a key"))?;
-                    if mac.replace(parse_secret(hex, line)?).is_some() {
-                        return Err(malformed("a second `mac` line"));
-                    }
+        keyfile::for_each_line(KIND, text, |line, kind, words| {
+            let malformed = |reason| KeyError::Malformed {
+                kind: KIND,
+                line,
+                reason,
+            };
+            if kind == "mac" {
+                let hex = words.next().ok_or(malformed("`mac` needs a key"))?;
+                if mac.replace(Secret::from_hex(KIND, hex, line)?).is_some() {
+                    return Err(malformed("a second `mac` line"));
                 }
-                "enc" => {
-                    let id = parse_id(words.next(), line)?;
-                    let hex = words
-                        .next()
-                        .ok_or(malformed("`enc` needs an id and a key"))?;
-                    if enc.insert(id, parse_secret(hex, line)?).is_some() {
-                        return Err(malformed("a second `enc` line with the same id"));
-                    }
-                }
-                "current" => {
-                    if current.replace(parse_id(words.next(), line)?).is_some() {
-                        return Err(malformed("a second `current` line"));
-                    }
-                }
-                _ => return Err(malformed("expected `mac`, `enc` or `current`")),
+            } else if !enc.take(kind, words, line)? {
+                return Err(malformed("expected `mac`, `enc` or `current`"));
             }
-            if words.next().is_some() {
-                return Err(malformed("unexpected text after the key"));
-            }
-        }
-        let mac = mac.ok_or(KeyError::NoHashKey)?;
-        let highest = *enc.keys().next_back().ok_or(KeyError::NoEncryptionKey)?;
-        let current = current.unwrap_or(highest);
-        if !enc.contains_key(&current) {
-            return Err(KeyError::UnknownCurrent { id: current });
-        }
-        Ok(Self { current, enc, mac })
+            Ok(())
+        })?;
+        let mac = mac.ok_or(KeyError::Missing {
+            kind: KIND,
+            what: "look-up hash key (a `mac <hex>` line)",
+        })?;
+        Ok(Self {
+            enc: enc.finish()?,
+            mac,
+        })
     }
 
     /// Loads the key file at `path`, or creates it (mode 0600, random keys) when it is missing;
     /// the flag is `true` when the file was created. Refuses a file its group or others may
     /// read or write.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyError> {
-        match Self::load(path) {
-            Err(KeyError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-            other => return other.map(|keys| (keys, false)),
-        }
-        let keys = Self::generate()?;
-        match keys.write_new(path) {
-            Ok(()) => Ok((keys, true)),
-            // Another process created it between our read and our write: use theirs.
-            Err(KeyError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-                Self::load(path).map(|keys| (keys, false))
-            }
-            Err(err) => Err(err),
-        }
+        keyfile::load_or_create(KIND, path, Self::parse, Self::generate, |keys| {
+            keys.expose_file_text()
+        })
     }
 
     /// Loads an existing key file, refusing one that its group or others may access.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_err = |action| {
-            move |source| KeyError::Io {
-                action,
-                path: path.into(),
-                source,
-            }
-        };
-        let file = fs::File::open(path).map_err(io_err("open"))?;
-        let mode = file
-            .metadata()
-            .map_err(io_err("inspect"))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Permissions {
-                path: path.into(),
-                mode,
-            });
-        }
-        let text = io::read_to_string(file).map_err(io_err("read"))?;
-        Self::parse(&text)
+        Self::parse(&keyfile::read(KIND, path)?)
     }
 
     /// Writes the keys to `path` (mode 0600), replacing the file atomically; used after
     /// [`rotate`](Self::rotate).
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let tmp = sibling(path, "tmp");
-        let _ = fs::remove_file(&tmp);
-        self.write_file(&tmp)?;
-        fs::rename(&tmp, path).map_err(|source| KeyError::Io {
-            action: "replace",
-            path: path.into(),
-            source,
-        })
+        keyfile::replace(KIND, path, &self.expose_file_text())
     }
 
     /// Adds a new random encryption key with the next id and makes it current; returns its id.
     /// Older keys stay, so what they sealed still opens. Call [`save`](Self::save) afterwards.
     pub fn rotate(&mut self) -> Result<u8, KeyError> {
-        let highest = self.enc.keys().next_back().copied().unwrap_or(0);
-        let id = highest.checked_add(1).ok_or(KeyError::IdsExhausted)?;
-        self.enc.insert(id, random_secret()?);
-        self.current = id;
-        Ok(id)
+        self.enc.rotate()
     }
 
     /// The id of the encryption key new data is sealed with.
     pub fn current_key_id(&self) -> u8 {
-        self.current
+        self.enc.current_key_id()
     }
 
     /// The ids of every loaded encryption key, ascending.
     pub fn key_ids(&self) -> Vec<u8> {
-        self.enc.keys().copied().collect()
+        self.enc.key_ids()
     }
 
     /// Encrypts the CPR number under the current key with a fresh random nonce.
@@ -341,10 +209,8 @@ impl CprKeys {
 
     /// Seals with the given nonce; callers other than `seal` and tests must never reuse one.
     fn seal_with_nonce(&self, cpr: &Cpr, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-        let id = self.current;
-        // Invariant: `current` is always a key of `enc` (checked by every constructor).
-        let key = &self.enc[&id];
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
+        let (id, key) = self.enc.current_key();
+        let cipher = XChaCha20Poly1305::new(key.expose().into());
         let aad = aad(id);
         let payload = Payload {
             msg: cpr.expose_digits().as_bytes(),
@@ -367,8 +233,8 @@ impl CprKeys {
             return Err(ProtectError::BadLength { len: sealed.len() });
         }
         let id = sealed[0];
-        let key = self.enc.get(&id).ok_or(ProtectError::UnknownKey { id })?;
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
+        let key = self.enc.key(id).ok_or(ProtectError::UnknownKey { id })?;
+        let cipher = XChaCha20Poly1305::new(key.expose().into());
         let nonce = XNonce::from_slice(&sealed[1..=NONCE_LEN]);
         let aad = aad(id);
         let payload = Payload {
@@ -386,69 +252,30 @@ impl CprKeys {
     /// encryption-key rotations, useless without the key.
     pub fn lookup_hash(&self, cpr: &Cpr) -> [u8; 32] {
         // Invariant: HMAC accepts keys of any length.
-        let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&self.mac.0).expect("HMAC takes any key length");
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(self.mac.expose())
+            .expect("HMAC takes any key length");
         mac.update(cpr.expose_digits().as_bytes());
         mac.finalize().into_bytes().into()
     }
 
-    /// The key-file text for these keys; it holds the secret keys, hence the name.
-    pub fn expose_file_text(&self) -> String {
-        let mut text = String::from(
+    /// The key-file text for these keys; it holds the secret keys, hence the name (and it is
+    /// wiped from memory when dropped).
+    pub fn expose_file_text(&self) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(String::from(
             "# kald CPR keys. Secret: keep this file mode 0600 and back it up; without it the\n\
              # stored CPR numbers cannot be read. `enc` keys rotate (new data uses `current`);\n\
              # changing `mac` means re-hashing every stored CPR number.\n",
-        );
-        text.push_str(&format!("mac {}\n", hex::encode(self.mac.0)));
-        for (id, key) in &self.enc {
-            text.push_str(&format!("enc {id} {}\n", hex::encode(key.0)));
-        }
-        text.push_str(&format!("current {}\n", self.current));
+        ));
+        text.push_str(&format!("mac {}\n", *self.mac.expose_hex()));
+        self.enc.write_lines(&mut text);
         text
-    }
-
-    /// Creates `path` (which must not exist) owner-only and writes the keys to it.
-    ///
-    /// The text goes to a private temporary file first and is then hard-linked into place, so
-    /// a crash never leaves a half-written key file and an existing file is never replaced.
-    fn write_new(&self, path: &Path) -> Result<(), KeyError> {
-        let tmp = sibling(path, &format!("new-{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        self.write_file(&tmp)?;
-        let linked = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        linked.map_err(|source| KeyError::Io {
-            action: "create",
-            path: path.into(),
-            source,
-        })
-    }
-
-    /// Writes the key text to a new owner-only file at `path` and syncs it.
-    fn write_file(&self, path: &Path) -> Result<(), KeyError> {
-        let io_err = |action| {
-            move |source| KeyError::Io {
-                action,
-                path: path.into(),
-                source,
-            }
-        };
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err("create"))?;
-        file.write_all(self.expose_file_text().as_bytes())
-            .map_err(io_err("write"))?;
-        file.sync_all().map_err(io_err("sync"))
     }
 }
 
 impl fmt::Debug for CprKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CprKeys")
-            .field("current", &self.current)
+            .field("current", &self.current_key_id())
             .field("key_ids", &self.key_ids())
             .finish_non_exhaustive()
     }
@@ -461,48 +288,14 @@ fn aad(id: u8) -> Vec<u8> {
     aad
 }
 
-/// A new 32-byte key from the operating system's random source.
-fn random_secret() -> Result<Secret, KeyError> {
-    let mut key = [0u8; KEY_LEN];
-    OsRng
-        .try_fill_bytes(&mut key)
-        .map_err(|_| KeyError::Random)?;
-    Ok(Secret(key))
-}
-
-/// Parses 64 hex digits as a key; errors name the line, never the text.
-fn parse_secret(hex_text: &str, line: usize) -> Result<Secret, KeyError> {
-    let mut key = [0u8; KEY_LEN];
-    hex::decode_to_slice(hex_text, &mut key).map_err(|_| KeyError::Malformed {
-        line,
-        reason: "a key must be 64 hex digits (32 bytes)",
-    })?;
-    Ok(Secret(key))
-}
-
-/// Parses a key id (1..=255).
-fn parse_id(word: Option<&str>, line: usize) -> Result<u8, KeyError> {
-    word.and_then(|w| w.parse::<u8>().ok())
-        .filter(|&id| id != 0)
-        .ok_or(KeyError::Malformed {
-            line,
-            reason: "a key id is a number from 1 to 255",
-        })
-}
-
-/// `path` with `.suffix` appended to its file name, in the same directory.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".");
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     const ENC: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const MAC: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
@@ -577,7 +370,7 @@ mod tests {
     #[test]
     fn sealed_non_cpr_is_refused() {
         let keys = keys();
-        let cipher = XChaCha20Poly1305::new((&keys.enc[&1].0).into());
+        let cipher = XChaCha20Poly1305::new(keys.enc.key(1).unwrap().expose().into());
         let nonce = [9u8; NONCE_LEN];
         let ct = cipher
             .encrypt(
@@ -740,9 +533,14 @@ mod tests {
             assert!(!shown.contains(&key[..8]), "{shown}");
         }
         let text = keys.expose_file_text();
-        for key in keys.enc.values().chain([&keys.mac]) {
-            assert!(!shown.contains(&hex::encode(&key.0[..4])), "{shown}");
-            assert!(text.contains(&hex::encode(key.0)));
+        let ring = [
+            keys.enc.key(1).unwrap(),
+            keys.enc.key(2).unwrap(),
+            &keys.mac,
+        ];
+        for key in ring {
+            assert!(!shown.contains(&key.expose_hex()[..8]), "{shown}");
+            assert!(text.contains(key.expose_hex().as_str()));
         }
     }
 

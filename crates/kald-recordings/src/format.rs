@@ -331,7 +331,7 @@ fn chunk_aad(header: &[u8; HEADER_LEN], index: u64, last: bool) -> [u8; HEADER_L
 
 /// The cipher for one key.
 fn cipher(key: &Secret) -> XChaCha20Poly1305 {
-    XChaCha20Poly1305::new((&key.0).into())
+    XChaCha20Poly1305::new(key.expose().into())
 }
 
 /// The duration of `frames` 20 ms frames.
