@@ -27,8 +27,9 @@
 //!
 //! Journalising a recording for a link queues one `journal_exports` row per target
 //! ([`JournalTarget`]: the drop folder, the webhook) with [`Store::queue_journal_exports`]
-//! (idempotent per recording, link and target). The journaliser takes the due rows
-//! ([`Store::due_journal_exports`]), delivers, and records the outcome:
+//! (idempotent per recording, link and target). The journaliser claims the due rows
+//! ([`Store::claim_journal_exports`], a lease so two kald instances on one database never
+//! deliver the same document at once), delivers, and records the outcome:
 //! [`Store::journal_export_acknowledged`] (with the case system's receipt, if any) or
 //! [`Store::journal_export_failed`] (the error, with no personal data, and when to try again).
 //! Removing the link cancels its pending rows. Every attempt, failed or acknowledged, counts in
@@ -564,6 +565,65 @@ impl Store {
             .map_err(query("list the journal exports due"))?
         });
         raw.into_iter().map(RawExport::into_row).collect()
+    }
+
+    /// Claims up to `limit` rows due by `now` for delivery by this instance: each one's next
+    /// attempt moves to `lease_until`, so another kald on the same database (or this one, in
+    /// its next round) does not take it while it is on its way. The delivery's outcome
+    /// ([`journal_export_acknowledged`](Self::journal_export_acknowledged) or
+    /// [`journal_export_failed`](Self::journal_export_failed)) then sets the row's real state;
+    /// if the instance dies first, the row is due again once the lease runs out. Returns the
+    /// claimed rows as they were before the claim (`next_attempt` is when each fell due), the
+    /// longest due first.
+    ///
+    /// Safe under concurrency on both databases: each row's claiming `UPDATE` checks again that
+    /// it is still pending and due, which PostgreSQL re-evaluates against the row version
+    /// another transaction's claim left (it waits for that transaction first); a row someone
+    /// else claimed is skipped. SQLite runs one writer at a time.
+    pub async fn claim_journal_exports(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<JournalExport>, StoreError> {
+        const ACTION: &str = "claim the journal exports due";
+        let select = format!(
+            "{SELECT_EXPORT} WHERE e.state = 'pending' AND e.next_attempt_us <= $1 \
+             ORDER BY e.next_attempt_us, e.id LIMIT $2"
+        );
+        let claim = "UPDATE journal_exports SET next_attempt_us = $3 \
+             WHERE id = $1 AND state = 'pending' AND next_attempt_us <= $2";
+        on_pool!(self, |pool| {
+            // Writing from the start (BEGIN IMMEDIATE on SQLite): a read transaction that later
+            // writes could fail with SQLITE_BUSY when another connection wrote in between.
+            let mut tx = pool
+                .begin_with(self.audit_begin())
+                .await
+                .map_err(query(ACTION))?;
+            let due: Vec<RawExport> = sqlx::query_as(&select)
+                .bind(micros(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query(ACTION))?;
+            let mut claimed = Vec::with_capacity(due.len());
+            for raw in due {
+                let row = raw.into_row()?;
+                let won = sqlx::query(claim)
+                    .bind(row.id)
+                    .bind(micros(now))
+                    .bind(micros(lease_until))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query(ACTION))?
+                    .rows_affected();
+                if won == 1 {
+                    claimed.push(row);
+                }
+            }
+            tx.commit().await.map_err(query(ACTION))?;
+            Ok(claimed)
+        })
     }
 
     /// The target acknowledged a document (with its receipt, e.g. the case system's document

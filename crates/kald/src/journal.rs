@@ -2,7 +2,9 @@
 //!
 //! An authorised user journalises a recording under one of its call's case links (the API
 //! queues one `journal_exports` row per configured target and nudges this task). Every few
-//! seconds, and at once when nudged, the journaliser takes the rows due, decrypts each
+//! seconds, and at once when nudged, the journaliser claims the rows due (a few at a time,
+//! each claim a lease, so several kald instances on one PostgreSQL database never deliver the
+//! same document at once and a crashed instance's documents fall due again), decrypts each
 //! recording to a standard WAV, builds its JSON manifest (`kald_recordings::journal`) and
 //! delivers:
 //!
@@ -51,8 +53,13 @@ use tokio::sync::Notify;
 /// How often the journaliser looks for due documents when not nudged.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
-/// Documents taken per query.
-const BATCH: u32 = 50;
+/// Documents claimed at a time. Small, because each claim is a lease that must outlast the
+/// deliveries of the whole batch.
+const BATCH: u32 = 8;
+
+/// Time allowed per document of a claimed batch beyond the webhook's own timeout (reading and
+/// decrypting the recording, writing to the drop folder); see [`Journaliser::lease_until`].
+const LEASE_MARGIN: Duration = Duration::from_secs(120);
 
 /// The default case-number pattern: a KLE-based journal number as Danish case systems write
 /// it, `<KLE emne nr. aa.bb.cc>-<handlingsfacet, a letter and two digits>-<serial>-<year, two
@@ -319,7 +326,10 @@ impl Journaliser {
         let mut report = StepReport::default();
         let mut seen = std::collections::HashSet::new();
         loop {
-            let due = self.store.due_journal_exports(now, BATCH).await?;
+            let due = self
+                .store
+                .claim_journal_exports(now, self.lease_until(now), BATCH)
+                .await?;
             let fresh: Vec<JournalExport> = due.into_iter().filter(|e| seen.insert(e.id)).collect();
             if fresh.is_empty() {
                 return Ok(report);
@@ -328,6 +338,16 @@ impl Journaliser {
                 self.deliver_one(&export, now, &mut report).await?;
             }
         }
+    }
+
+    /// Until when a batch claimed at `now` is this instance's: long enough to deliver every
+    /// document of it even when each one takes the webhook's whole timeout. A claim that runs
+    /// out (kald died mid-batch) makes the documents due again, for this or another instance;
+    /// the webhook's Idempotency-Key and the folder's fixed file names make a repeat harmless.
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        let per_document = self.config.webhook_timeout + LEASE_MARGIN;
+        let lease = per_document.saturating_mul(BATCH);
+        now.checked_add(lease).unwrap_or(Timestamp::MAX)
     }
 
     /// Delivers one document and records the outcome.

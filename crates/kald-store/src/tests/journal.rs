@@ -7,6 +7,7 @@ on_both!(
     journal_outbox_delivery,
     journal_outbox_refusals,
     journal_unlink_cancels_and_recomputes,
+    journal_claims_are_leases,
 );
 
 fn states(recs: &[Recording]) -> Vec<(&str, JournalState)> {
@@ -470,4 +471,90 @@ async fn journal_unlink_cancels_and_recomputes(db: &TestDb) {
         store.due_journal_exports(at(10_000), 10).await.unwrap(),
         vec![]
     );
+}
+
+/// Claiming due documents leases them: a second claim (this instance's next round, or another
+/// kald on the same database) does not get them until the lease runs out, and two instances
+/// claiming at once never both get a row.
+async fn journal_claims_are_leases(db: &TestDb) {
+    let store = &db.store;
+    let link = store
+        .add_journal_link("c-1", "27.12.04-P20-1-26", None, "anna", at(50))
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for n in 0..12 {
+        let id = format!("r-{n}");
+        closed_rec(store, &id, "c-1", 100 + n, 9_000, None).await;
+        all.extend(
+            store
+                .queue_journal_exports(&id, link, &[JournalTarget::Folder], "rikke", at(600 + n))
+                .await
+                .unwrap(),
+        );
+    }
+
+    // Three rounds at the same instant take 5, 5 and 2 rows, the longest due first, each
+    // reported as it fell due; then nothing is left to claim.
+    let mut claimed = Vec::new();
+    for expected in [5, 5, 2, 0] {
+        let batch = store
+            .claim_journal_exports(at(700), at(1_700), 5)
+            .await
+            .unwrap();
+        assert_eq!(batch.len(), expected);
+        for row in &batch {
+            let n = all.iter().position(|&id| id == row.id).unwrap();
+            assert_eq!(row.next_attempt, at(600 + i64::try_from(n).unwrap()));
+            assert_eq!(row.state, JournalExportState::Pending);
+        }
+        claimed.extend(batch.iter().map(|row| row.id));
+    }
+    assert_eq!(claimed, all);
+    assert_eq!(
+        store.due_journal_exports(at(1_699), 20).await.unwrap(),
+        vec![]
+    );
+
+    // The outcome of a delivery replaces the lease: acknowledged is done, failed is due at its
+    // retry time.
+    store
+        .journal_export_acknowledged(all[0], None, at(710))
+        .await
+        .unwrap();
+    store
+        .journal_export_failed(all[1], "HTTP 503", at(720))
+        .await
+        .unwrap();
+    let due: Vec<i64> = store
+        .due_journal_exports(at(720), 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(due, vec![all[1]]);
+
+    // An instance that died mid-batch: its leases run out and the rows are due again.
+    let due = store.due_journal_exports(at(1_700), 20).await.unwrap();
+    assert_eq!(due.len(), 11);
+
+    // Two instances on one database claim at the same time, one row per claim, until nothing
+    // is left: every row is claimed exactly once.
+    let other = db.reopen(keys()).await;
+    let mut seen = Vec::new();
+    loop {
+        let (mine, theirs) = tokio::join!(
+            store.claim_journal_exports(at(2_000), at(9_000), 1),
+            other.claim_journal_exports(at(2_000), at(9_000), 1),
+        );
+        let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+        if mine.is_empty() && theirs.is_empty() {
+            break;
+        }
+        seen.extend(mine.iter().chain(&theirs).map(|row| row.id));
+    }
+    other.close().await;
+    seen.sort_unstable();
+    assert_eq!(seen, all[1..].to_vec());
 }
