@@ -180,7 +180,8 @@
         `<button type="button" class="small" data-hold="${escape(r.id)}">Tilbagehold</button> ` +
         `<button type="button" class="small danger" data-erase="${escape(r.id)}">Slet</button></div>`).join("");
       return `<tr data-testid="found-call-${escape(c.id)}"><td>${when(c.started)}<br><span class="muted">${escape(c.id)}</span></td>` +
-        `<td>${escape(c.caller || "–")}</td><td class="cpr">${escape(c.cpr || "–")}${c.cpr_corrected ? ' <span class="badge ok">rettet</span>' : ""}</td>` +
+        `<td>${escape(c.caller || "–")}</td><td class="cpr">${escape(c.cpr || "–")}${c.cpr_corrected ? ' <span class="badge ok">rettet</span>' : ""}` +
+        (c.pii_scrubbed ? `<br><span class="muted" data-testid="scrubbed-${escape(c.id)}">Personoplysninger slettet ${when(c.pii_scrubbed)}</span>` : "") + `</td>` +
         `<td>${escape(c.topic || "–")}</td><td>${escape(c.agent || "–")}</td>` +
         `<td>${links.map((l) => escape(l.case_number)).join("<br>") || "–"}</td><td>${recs || "–"}</td></tr>`;
     }).join("");

@@ -1209,6 +1209,7 @@ pub(crate) async fn found_call(src: &RecordsSource, c: CallRecord) -> Result<Fou
         agent: c.end.as_ref().and_then(|e| e.agent.clone()),
         consent: c.call.consent,
         outcome: c.end.as_ref().map(|e| e.outcome.clone()),
+        pii_scrubbed: c.pii_scrubbed.map(rfc3339),
         recordings: recordings.iter().map(recording_view).collect(),
         links: links.iter().map(link_view).collect(),
     })

@@ -234,6 +234,9 @@ pub struct FoundCall {
     pub consent: Option<bool>,
     /// How it ended.
     pub outcome: Option<String>,
+    /// When the CPR number and the caller's number were removed from the call record at the
+    /// end of its retention period (RFC 3339); the rest is kept for statistics.
+    pub pii_scrubbed: Option<String>,
     /// Its recordings still held.
     pub recordings: Vec<RecordingView>,
     /// Its case links.

@@ -421,6 +421,24 @@ async fn links_corrections_and_search() {
         .await
         .json();
     assert_eq!(by_case[0]["id"], "c-11");
+    assert_eq!(by_case[0]["pii_scrubbed"], serde_json::Value::Null);
+    // A call record past its period shows when its personal data was removed, and no CPR
+    // search finds it (Anna's search above did not).
+    let by_day = fake
+        .call(
+            Method::GET,
+            "/api/search?from=2026-07-20&to=2026-07-30",
+            Some(&rita),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(by_day.as_array().unwrap().len(), 1, "{by_day}");
+    assert_eq!(by_day[0]["id"], "c-old");
+    assert_eq!(by_day[0]["pii_scrubbed"], "2026-11-23T08:00:00Z");
+    assert_eq!(by_day[0]["cpr"], serde_json::Value::Null);
+    assert_eq!(by_day[0]["caller"], serde_json::Value::Null);
+    assert_eq!(by_day[0]["agent"], "anna");
 
     // Journalising queues a delivery under the link.
     let link_id = link.json()["id"].as_i64().unwrap();

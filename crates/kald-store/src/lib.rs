@@ -746,8 +746,8 @@ const INSERT_QUEUE_EVENT: &str = "INSERT INTO queue_events (at_us, call_id, queu
 /// The columns of a call record, in [`RawCall`]'s names.
 const SELECT_CALL: &str = "SELECT id, started_us, caller, entry_point, flow_version, consent, \
                            consent_at_us, topic, queue, cpr_sealed, ended_us, outcome, agent_id, \
-                           transferred, consent_withdrawn_us, cpr_corrected_us, cpr_corrected_by \
-                           FROM calls";
+                           transferred, consent_withdrawn_us, cpr_corrected_us, cpr_corrected_by, \
+                           pii_scrubbed_us FROM calls";
 
 /// `Ok` when an update touched the call, else [`StoreError::NoSuchCall`].
 fn found(rows_affected: u64, id: &str) -> Result<(), StoreError> {

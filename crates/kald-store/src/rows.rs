@@ -126,6 +126,9 @@ pub struct CallRecord {
     pub consent_withdrawn: Option<Timestamp>,
     /// Who entered or corrected the CPR number after verifying the caller, and when.
     pub cpr_corrected: Option<(String, Timestamp)>,
+    /// When the retention sweeper removed the CPR number and the caller's number from this
+    /// record (`call_records_with_cpr` ran out); the anonymous rest stays for statistics.
+    pub pii_scrubbed: Option<Timestamp>,
 }
 
 /// `agents` as read.
@@ -279,6 +282,8 @@ pub(crate) struct RawCall {
     cpr_corrected_us: Option<i64>,
     /// See [`CallRecord::cpr_corrected`].
     cpr_corrected_by: Option<String>,
+    /// See [`CallRecord::pii_scrubbed`].
+    pii_scrubbed_us: Option<i64>,
 }
 
 impl RawCall {
@@ -322,6 +327,7 @@ impl RawCall {
                 (Some(at), Some(by)) => Some((by, timestamp(at, "CPR correction time")?)),
                 _ => None,
             },
+            pii_scrubbed: opt_timestamp(self.pii_scrubbed_us, "personal data scrub time")?,
         })
     }
 }

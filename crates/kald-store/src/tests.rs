@@ -435,6 +435,7 @@ async fn calls(db: &TestDb) {
             end: None,
             consent_withdrawn: None,
             cpr_corrected: None,
+            pii_scrubbed: None,
         })
     );
     store.set_call_consent("c-1", true, at(5)).await.unwrap();
@@ -459,6 +460,7 @@ async fn calls(db: &TestDb) {
             end: None,
             consent_withdrawn: None,
             cpr_corrected: None,
+            pii_scrubbed: None,
         })
     );
 
@@ -479,6 +481,7 @@ async fn calls(db: &TestDb) {
             end: Some(end),
             consent_withdrawn: None,
             cpr_corrected: None,
+            pii_scrubbed: None,
         })
     );
 

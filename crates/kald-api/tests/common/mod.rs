@@ -770,7 +770,8 @@ pub const RECORDING_SECONDS: usize = 3;
 
 /// A fake with a records source: an SQLite store holding two answered calls with recordings
 /// (Anna's c-10 with CPR [`ANNA_CPR`], Bo's c-11 with [`WAITING_CPR`]), each a real
-/// encrypted recording of 3 s (citizen 440 Hz left, agent 1000 Hz right), the shipped
+/// encrypted recording of 3 s (citizen 440 Hz left, agent 1000 Hz right), an older call
+/// `c-old` (Anna's too) whose CPR and caller's number the retention sweeper removed, the shipped
 /// recordings policy, a case-number pattern and a drop-folder journal target.
 pub async fn fake_records() -> Fake {
     let (mut backend, snapshot, commands, dir) = backend(true).await;
@@ -876,6 +877,37 @@ pub async fn fake_records() -> Fake {
         })
         .await
         .unwrap();
+    // A call of four months ago whose record's personal data the retention sweeper removed.
+    let old = t0 - jiff::SignedDuration::from_hours(24 * 120);
+    store
+        .insert_call(&kald_store::CallRow {
+            id: "c-old".into(),
+            started: old,
+            caller: Some("+4520001111".into()),
+            entry_point: "hovednummer".into(),
+            flow_version: None,
+            consent: Some(false),
+            consent_at: None,
+            topic: Some("Sygemelding".into()),
+            queue: Some("sygedagpenge".into()),
+            cpr: Some(ANNA_CPR.parse().unwrap()),
+        })
+        .await
+        .unwrap();
+    store
+        .finish_call(
+            "c-old",
+            old + jiff::SignedDuration::from_secs(90),
+            "answered",
+            Some("anna"),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.scrub_call_pii(&["c-old"], t0).await.unwrap(),
+        ["c-old"]
+    );
     let policy = Arc::new(
         kald_recordings::Policy::load(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
