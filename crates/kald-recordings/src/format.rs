@@ -277,6 +277,13 @@ pub enum FormatError {
     /// A muted range ends before it starts.
     #[error("a muted range ends before it starts")]
     BadRange,
+    /// [`WavStream::new`] was given a size no WAV of a recording has (too small, not whole
+    /// stereo samples, or past the 4 GiB a WAV can hold).
+    #[error("{size} bytes is not the size of a recording's WAV")]
+    BadWavSize {
+        /// The size given.
+        size: u64,
+    },
     /// [`reencrypt`] was given the source file's own nonce.
     #[error("the new file nonce equals the source file's; give fresh random bytes")]
     NonceReuse,
@@ -769,6 +776,110 @@ pub fn export_wav_muted<R: Read, W: Write + Seek>(
         ending,
         muted: Duration::from_nanos(muted_nanos),
     })
+}
+
+/// Bytes before the samples in the WAV [`export_wav`] writes: `RIFF`, a 16-byte `fmt ` chunk
+/// (PCM) and the `data` chunk's header.
+pub const WAV_HEADER_LEN: u64 = 44;
+
+/// The size in bytes of the WAV [`export_wav`] makes of a recording, and how the recording
+/// ends, found by decrypting it once and keeping nothing: with it, [`WavStream`] streams the
+/// WAV without holding it or seeking (a 1-hour recording is a 115 MB WAV).
+pub fn wav_size<R: Read>(mut reader: ChunkReader<R>) -> Result<(u64, Ending), FormatError> {
+    let mut samples: u64 = 0;
+    while let Some(chunk) = reader.next_chunk()? {
+        samples += chunk.len() as u64;
+    }
+    let ending = reader.ending().ok_or(FormatError::Failed)?;
+    Ok((WAV_HEADER_LEN + 2 * samples, ending))
+}
+
+/// A recording read as the bytes of a standard WAV, a second at a time: exactly the bytes
+/// [`export_wav`] writes, without holding the whole file or needing to seek, e.g. as an HTTP
+/// body or while hashing.
+///
+/// It needs the WAV's size up front ([`wav_size`], a first pass over the same file) for the
+/// header; if this pass decrypts to a different length (the file changed in between), reading
+/// fails with [`io::ErrorKind::InvalidData`] rather than give a WAV whose header lies.
+pub struct WavStream<R: Read> {
+    /// The decrypting reader.
+    reader: ChunkReader<R>,
+    /// The header, then each chunk's samples as little-endian bytes.
+    pending: Vec<u8>,
+    /// How much of `pending` was read.
+    offset: usize,
+    /// Sample bytes still to come, by the header.
+    data_left: u64,
+}
+
+impl<R: Read> WavStream<R> {
+    /// Streams `reader` as a WAV of `size` bytes (from [`wav_size`]).
+    pub fn new(reader: ChunkReader<R>, size: u64) -> Result<Self, FormatError> {
+        let data = size
+            .checked_sub(WAV_HEADER_LEN)
+            .filter(|data| data % 4 == 0)
+            .ok_or(FormatError::BadWavSize { size })?;
+        let riff = u32::try_from(size - 8).map_err(|_| FormatError::BadWavSize { size })?;
+        let data32 = u32::try_from(data).map_err(|_| FormatError::BadWavSize { size })?;
+        let block_align = CHANNELS * 2;
+        let mut header = Vec::with_capacity(FRAME_SAMPLES * 2 * 50);
+        header.extend_from_slice(b"RIFF");
+        header.extend_from_slice(&riff.to_le_bytes());
+        header.extend_from_slice(b"WAVEfmt ");
+        header.extend_from_slice(&16u32.to_le_bytes());
+        header.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        header.extend_from_slice(&CHANNELS.to_le_bytes());
+        header.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+        header.extend_from_slice(&(SAMPLE_RATE * u32::from(block_align)).to_le_bytes());
+        header.extend_from_slice(&block_align.to_le_bytes());
+        header.extend_from_slice(&16u16.to_le_bytes());
+        header.extend_from_slice(b"data");
+        header.extend_from_slice(&data32.to_le_bytes());
+        Ok(Self {
+            reader,
+            pending: header,
+            offset: 0,
+            data_left: data,
+        })
+    }
+
+    /// Refills `pending` with the next chunk's samples; `false` at the end.
+    fn refill(&mut self) -> io::Result<bool> {
+        let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+        self.pending.clear();
+        self.offset = 0;
+        match self.reader.next_chunk() {
+            Ok(Some(samples)) => {
+                for sample in samples {
+                    self.pending.extend_from_slice(&sample.to_le_bytes());
+                }
+                let len = self.pending.len() as u64;
+                self.data_left = self
+                    .data_left
+                    .checked_sub(len)
+                    .ok_or_else(|| invalid("the recording is longer than on the first pass"))?;
+                Ok(true)
+            }
+            Ok(None) if self.data_left == 0 => Ok(false),
+            Ok(None) => Err(invalid("the recording is shorter than on the first pass")),
+            Err(FormatError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    }
+}
+
+impl<R: Read> Read for WavStream<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.offset == self.pending.len() {
+            if out.is_empty() || !self.refill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.pending.len() - self.offset);
+        out[..n].copy_from_slice(&self.pending[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
 }
 
 /// Copies a recording into a new file sealed with the current key of `keys` — to retire an
@@ -1343,6 +1454,59 @@ mod tests {
         );
         assert_eq!(spec.sample_format, hound::SampleFormat::Int);
         assert_eq!(exported, samples);
+    }
+
+    #[test]
+    fn wav_stream_gives_the_bytes_export_wav_writes() {
+        let keys = keys();
+        let (long, _) = record(&noise(170, 3), &keys, 1);
+        let cases = [
+            record(&tone(80), &keys, 2).0,
+            long.clone(),
+            // Cut after two whole seconds, as a crash leaves it.
+            long[..chunk_offset(2)].to_vec(),
+        ];
+        for file in cases {
+            let mut expected = Cursor::new(Vec::new());
+            let info =
+                export_wav(ChunkReader::open(&file[..], &keys).unwrap(), &mut expected).unwrap();
+            let expected = expected.into_inner();
+            let (size, ending) = wav_size(ChunkReader::open(&file[..], &keys).unwrap()).unwrap();
+            assert_eq!(size, expected.len() as u64);
+            assert_eq!(ending, info.ending);
+            // Read in odd small pieces and in one go: the same bytes.
+            for piece in [7, 1 << 20] {
+                let mut stream =
+                    WavStream::new(ChunkReader::open(&file[..], &keys).unwrap(), size).unwrap();
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; piece];
+                loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got.len(), expected.len());
+                assert!(got == expected, "piece {piece}");
+            }
+        }
+
+        // A size that disagrees with the file (it changed between the passes) fails the read;
+        // impossible sizes fail at once.
+        let (size, _) = wav_size(ChunkReader::open(&long[..], &keys).unwrap()).unwrap();
+        for wrong in [size - 4, size + 4] {
+            let mut stream =
+                WavStream::new(ChunkReader::open(&long[..], &keys).unwrap(), wrong).unwrap();
+            let err = io::copy(&mut stream, &mut io::sink()).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        }
+        for bad in [0, 43, size + 1, 1 << 33] {
+            assert!(matches!(
+                WavStream::new(ChunkReader::open(&long[..], &keys).unwrap(), bad),
+                Err(FormatError::BadWavSize { .. })
+            ));
+        }
     }
 
     #[test]

@@ -49,8 +49,8 @@ pub use access::{
 };
 pub use diag::{Diagnostic, Severity};
 pub use format::{
-    export_wav, export_wav_muted, reencrypt, ChunkReader, ChunkWriter, Ending, ExportInfo,
-    Finished, FormatError, Header, Reencrypted,
+    export_wav, export_wav_muted, reencrypt, wav_size, ChunkReader, ChunkWriter, Ending,
+    ExportInfo, Finished, FormatError, Header, Reencrypted, WavStream,
 };
 pub use journal::{DocumentFacts, Manifest, RetrySchedule};
 pub use keys::{KeyError, RecordingKeys};

@@ -6,7 +6,9 @@
 //! each claim a lease, so several kald instances on one PostgreSQL database never deliver the
 //! same document at once and a crashed instance's documents fall due again), decrypts each
 //! recording to a standard WAV, builds its JSON manifest (`kald_recordings::journal`) and
-//! delivers:
+//! delivers. The WAV is streamed from the encrypted recording a second at a time (into the
+//! folder's file, or base64-encoded into the webhook's body, whose length is announced up
+//! front), never held whole in memory:
 //!
 //! - **drop folder** (`[journal] drop_folder`): `<name>.wav`, then `<name>.json`, each written
 //!   owner-only (0600) to a hidden temporary file (`.<name>.wav.tmp`), flushed to disk and
@@ -35,7 +37,7 @@
 //! Time is an input: [`Journaliser::step`] takes `now`, so tests drive the retries without
 //! sleeping; [`run`] feeds it the server's clock.
 
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -259,8 +261,11 @@ pub(crate) struct StepReport {
 struct Document {
     /// The base file name.
     name: String,
-    /// The WAV file's bytes.
-    wav: Vec<u8>,
+    /// The encrypted recording the WAV is streamed from, never held whole in memory (a 1-hour
+    /// recording is a 115 MB WAV).
+    recording: PathBuf,
+    /// The WAV's size in bytes.
+    wav_size: u64,
     /// The manifest.
     manifest: Manifest,
 }
@@ -439,7 +444,8 @@ impl Journaliser {
         Ok(())
     }
 
-    /// Decrypts the recording and builds its document.
+    /// Builds the recording's document: decrypts it twice without keeping it, once for the
+    /// WAV's size and length and once for its SHA-256, which the manifest carries.
     async fn document(
         &self,
         export: &JournalExport,
@@ -448,10 +454,17 @@ impl Journaliser {
     ) -> Result<Document, DeliveryError> {
         let path = self.recordings_dir.join(&recording.file);
         let keys = self.keys.clone();
-        let (wav, duration) = tokio::task::spawn_blocking(move || decrypt_to_wav(&path, &keys))
-            .await
-            .map_err(|e| DeliveryError::Recording(format!("the decrypting task failed: {e}")))??;
-        let sha: [u8; 32] = Sha256::digest(&wav).into();
+        let source = path.clone();
+        let (wav_size, duration, sha) = blocking(move || {
+            let (size, ending) = kald_recordings::wav_size(open_recording(&source, &keys)?)
+                .map_err(|e| DeliveryError::Recording(e.to_string()))?;
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut wav_stream(&source, &keys, size)?, &mut hasher)
+                .map_err(|e| DeliveryError::Recording(e.to_string()))?;
+            let sha: [u8; 32] = hasher.finalize().into();
+            Ok((size, ending.duration(), sha))
+        })
+        .await?;
         let facts = DocumentFacts {
             case_number: &export.case_number,
             link_id: export.link_id,
@@ -471,25 +484,31 @@ impl Journaliser {
         Ok(Document {
             name: document_name(&recording.id, export.link_id, recording.started, &self.tz),
             manifest: Manifest::new(&facts, &self.tz),
-            wav,
+            recording: path,
+            wav_size,
         })
     }
 
-    /// Writes the document into the drop folder (WAV first, the manifest last).
+    /// Writes the document into the drop folder (WAV first, the manifest last), streaming the
+    /// WAV from the recording.
     async fn to_folder(&self, doc: &Document) -> Result<(), DeliveryError> {
         let Some(dir) = self.config.drop_folder.clone() else {
             return Err(DeliveryError::NotConfigured("drop folder"));
         };
         let json = serde_json::to_vec_pretty(&doc.manifest)
             .map_err(|e| DeliveryError::Folder(std::io::Error::other(e)))?;
-        let (name, wav) = (doc.name.clone(), doc.wav.clone());
-        tokio::task::spawn_blocking(move || {
-            write_owner_only(&dir, &format!("{name}.wav"), &wav)?;
-            write_owner_only(&dir, &format!("{name}.json"), &json)
+        let (name, source, size) = (doc.name.clone(), doc.recording.clone(), doc.wav_size);
+        let keys = self.keys.clone();
+        blocking(move || {
+            let mut wav = wav_stream(&source, &keys, size)?;
+            write_owner_only(&dir, &format!("{name}.wav"), |file| {
+                std::io::copy(&mut wav, file).map(drop)
+            })
+            .map_err(DeliveryError::Folder)?;
+            write_owner_only(&dir, &format!("{name}.json"), |file| file.write_all(&json))
+                .map_err(DeliveryError::Folder)
         })
         .await
-        .map_err(|e| DeliveryError::Folder(std::io::Error::other(e)))?
-        .map_err(DeliveryError::Folder)
     }
 
     /// POSTs the document to the webhook; the receipt, if the answer has one.
@@ -498,18 +517,61 @@ impl Journaliser {
         let Some(url) = self.config.webhook.clone() else {
             return Err(DeliveryError::NotConfigured("webhook"));
         };
-        let body = serde_json::json!({
-            "manifest": doc.manifest,
-            "wav_base64": base64::engine::general_purpose::STANDARD.encode(&doc.wav),
-        });
-        let body = serde_json::to_vec(&body)
+        // `{"manifest":…,"wav_base64":"…"}`, the WAV encoded as it is read, a few seconds of
+        // audio at a time, so the body is never whole in memory.
+        let manifest = serde_json::to_vec(&doc.manifest)
             .map_err(|e| DeliveryError::Webhook(format!("cannot encode the body: {e}")))?;
+        let mut head = b"{\"manifest\":".to_vec();
+        head.extend_from_slice(&manifest);
+        head.extend_from_slice(b",\"wav_base64\":\"");
+        const TAIL: &[u8] = b"\"}";
+        let length = head.len() as u64 + doc.wav_size.div_ceil(3) * 4 + TAIL.len() as u64;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let (source, size, keys) = (doc.recording.clone(), doc.wav_size, self.keys.clone());
+        tokio::task::spawn_blocking(move || {
+            let send = |part: std::io::Result<bytes::Bytes>| tx.blocking_send(part).is_ok();
+            if !send(Ok(head.into())) {
+                return;
+            }
+            let mut wav = match wav_stream(&source, &keys, size) {
+                Ok(wav) => wav,
+                Err(e) => {
+                    send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            // A multiple of 3 bytes, so the pieces encode without padding until the last.
+            let mut buf = vec![0u8; 3 * 16 * 1024];
+            loop {
+                let n = match read_full(&mut wav, &mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        send(Err(e));
+                        return;
+                    }
+                };
+                if n > 0 {
+                    let text = base64::engine::general_purpose::STANDARD.encode(&buf[..n]);
+                    if !send(Ok(text.into())) {
+                        return;
+                    }
+                }
+                if n < buf.len() {
+                    break;
+                }
+            }
+            send(Ok(bytes::Bytes::from_static(TAIL)));
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|part| (part, rx))
+        });
         let mut request = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_LENGTH, length)
             .header("Idempotency-Key", doc.name.as_str())
-            .body(body);
+            .body(reqwest::Body::wrap_stream(body));
         if let Some(token) = &self.config.webhook_token {
             request = request.bearer_auth(token);
         }
@@ -551,22 +613,59 @@ fn http_error(e: &reqwest::Error) -> String {
     }
 }
 
-/// The recording at `path` as a standard WAV in memory, and its length.
-fn decrypt_to_wav(path: &Path, keys: &RecordingKeys) -> Result<(Vec<u8>, Duration), DeliveryError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| DeliveryError::Recording(format!("cannot open its file: {e}")))?;
-    let reader = kald_recordings::ChunkReader::open(std::io::BufReader::new(file), keys)
-        .map_err(|e| DeliveryError::Recording(e.to_string()))?;
-    let mut wav = Cursor::new(Vec::new());
-    let info = kald_recordings::export_wav(reader, &mut wav)
-        .map_err(|e| DeliveryError::Recording(e.to_string()))?;
-    Ok((wav.into_inner(), info.ending.duration()))
+/// Runs blocking file and decryption work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DeliveryError> + Send + 'static,
+) -> Result<T, DeliveryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DeliveryError::Recording(format!("the decrypting task failed: {e}")))?
 }
 
-/// Writes `bytes` to `dir/name` so that no reader sees a partial file: a hidden temporary
+/// The decrypting reader of the recording at `path`.
+fn open_recording(
+    path: &Path,
+    keys: &RecordingKeys,
+) -> Result<kald_recordings::ChunkReader<std::io::BufReader<std::fs::File>>, DeliveryError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| DeliveryError::Recording(format!("cannot open its file: {e}")))?;
+    kald_recordings::ChunkReader::open(std::io::BufReader::new(file), keys)
+        .map_err(|e| DeliveryError::Recording(e.to_string()))
+}
+
+/// The recording at `path` read as a standard WAV of `size` bytes (see
+/// [`kald_recordings::wav_size`]).
+fn wav_stream(
+    path: &Path,
+    keys: &RecordingKeys,
+    size: u64,
+) -> Result<kald_recordings::WavStream<std::io::BufReader<std::fs::File>>, DeliveryError> {
+    kald_recordings::WavStream::new(open_recording(path, keys)?, size)
+        .map_err(|e| DeliveryError::Recording(e.to_string()))
+}
+
+/// Reads until `buf` is full or the reader ends; how much was read.
+fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Writes `dir/name` (by `write`) so that no reader sees a partial file: a hidden temporary
 /// file (owner-only), written and flushed to disk, renamed into place, then the folder synced.
 /// An existing file of that name (an earlier, interrupted delivery) is replaced.
-fn write_owner_only(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+fn write_owner_only(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
@@ -578,7 +677,7 @@ fn write_owner_only(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
             .open(&tmp)?;
         // A temporary file left by an earlier attempt keeps its mode: set it.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, dir.join(name))?;

@@ -140,7 +140,7 @@ fn mode(path: &Path) -> u32 {
 
 /// Checks a WAV: stereo 16-bit 8 kHz, `FRAMES` × 20 ms long, the samples recorded.
 fn check_wav(bytes: &[u8]) {
-    let mut reader = hound::WavReader::new(Cursor::new(bytes)).unwrap();
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
     let spec = reader.spec();
     assert_eq!(
         (spec.channels, spec.sample_rate, spec.bits_per_sample),
@@ -410,7 +410,7 @@ async fn a_folder_that_cannot_be_written_is_retried() {
 }
 
 /// One request the test webhook got: its `Authorization` and `Idempotency-Key` headers and
-/// its body.
+/// its body (parsed as JSON, after checking it is exactly as long as its `Content-Length`).
 type Request = (Option<String>, Option<String>, serde_json::Value);
 
 /// What the test webhook saw.
@@ -427,28 +427,34 @@ async fn webhook_server() -> (String, Arc<Seen>) {
     let state = Arc::clone(&seen);
     let app = axum::Router::new().route(
         "/documents",
-        axum::routing::post(
-            move |headers: HeaderMap, axum::Json(body): axum::Json<serde_json::Value>| {
-                let seen = Arc::clone(&state);
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    seen.requests.lock().unwrap().push((
-                        header("authorization"),
-                        header("idempotency-key"),
-                        body,
-                    ));
-                    match seen.calls.fetch_add(1, Ordering::SeqCst) {
-                        0 | 1 => (StatusCode::INTERNAL_SERVER_ERROR, "busy".to_owned()),
-                        _ => (StatusCode::OK, r#"{"document_id":"DOC-42"}"#.to_owned()),
-                    }
+        axum::routing::post(move |headers: HeaderMap, raw: axum::body::Bytes| {
+            let seen = Arc::clone(&state);
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                // The body is streamed with its length announced up front, not chunked.
+                assert_eq!(
+                    header("content-length"),
+                    Some(raw.len().to_string()),
+                    "Content-Length"
+                );
+                assert_eq!(header("transfer-encoding"), None);
+                let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+                seen.requests.lock().unwrap().push((
+                    header("authorization"),
+                    header("idempotency-key"),
+                    body,
+                ));
+                match seen.calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => (StatusCode::INTERNAL_SERVER_ERROR, "busy".to_owned()),
+                    _ => (StatusCode::OK, r#"{"document_id":"DOC-42"}"#.to_owned()),
                 }
-            },
-        ),
+            }
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
