@@ -488,6 +488,28 @@ def test_every_step_is_in_the_store_after_a_restart(centre):
     assert restored.get("bo") in ("WrapUp", "Available"), restored
 
 
+def test_registrations_survive_a_restart(centre):
+    """kald restarts while anna's phone is registered (for 5 minutes): the new kald restores
+    the registration from the database, checks that the phone answers an OPTIONS, and rings it
+    for the next caller without the phone registering again."""
+    anna = centre.party("anna")
+    citizen = centre.party("citizen", register=False)
+    centre.feature(anna, "*20", "Available")
+    port = centre.kald.sip_port
+    centre.kald.stop()
+
+    centre.kald = Kald(centre.tmp, flow=FLOW, config=CONFIG, sip_port=port,
+                       rust_log="info,kald_sip=debug")
+    restored = centre.kald.wait_for("restored agents' SIP registrations; each gets calls once it answers an OPTIONS", 10)
+    assert (restored.get("restored"), restored.get("saved")) == (1, 1), restored
+    c = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: anna.incoming and answered(anna.incoming[0]) and answered(c), 10), centre.kald.text()
+    assert centre.rang() == ["anna"], centre.rang()
+    # Her phone never registered with the new kald: the call reached the restored binding.
+    assert centre.kald.events("registered") == [], centre.kald.text()
+    assert centre.kald.events("binding restored"), centre.kald.text()
+
+
 def test_waiting_caller_hears_no_agents_then_position(peer, tmp_path):
     """Nobody logged in: the caller hears "no agents", then every few seconds their position,
     as the flow's announce_position says (the expected wait follows it once agents serve the

@@ -256,6 +256,7 @@ macro_rules! on_pool {
 }
 
 pub mod audit;
+mod bindings;
 mod journal;
 mod recordings;
 mod records;
@@ -264,6 +265,7 @@ mod retention;
 pub use audit::{
     AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, AUDIT_PAGE, GENESIS,
 };
+pub use bindings::SipBindingRow;
 pub use journal::{
     JournalExport, JournalExportState, JournalLink, JournalTarget, UnknownJournalName,
 };

@@ -217,6 +217,7 @@ mod journal;
 on_both!(
     agents,
     agent_states,
+    sip_bindings_snapshot,
     queue_events,
     queue_event_batch,
     calls,
@@ -3289,4 +3290,39 @@ async fn sqlite_deletes_100k_recordings_audited() {
         swept.as_secs_f64() * 1e6 / N as f64
     );
     db.cleanup().await;
+}
+
+/// The registrar's snapshot replaces the saved bindings whole; only unexpired ones come back,
+/// also after a restart.
+async fn sip_bindings_snapshot(db: &TestDb) {
+    let store = &db.store;
+    let row = |agent: &str, contact: &str, port: u16, expires: i64| SipBindingRow {
+        agent: agent.into(),
+        contact: contact.into(),
+        call_id: format!("reg-{agent}"),
+        cseq: 4_000_000_000,
+        remote: format!("127.0.0.2:{port}").parse().unwrap(),
+        local: "[::1]:5060".parse().unwrap(),
+        expires: at(expires),
+    };
+    assert_eq!(store.sip_bindings(at(0)).await.unwrap(), vec![]);
+    let first = vec![
+        row("bo", "sip:bo@127.0.0.2:5070", 5070, 500),
+        row("anna", "sip:anna@127.0.0.2:5062", 5062, 900),
+        row("anna", "sip:anna@127.0.0.2:5064", 5064, 100),
+    ];
+    store.replace_sip_bindings(&first).await.unwrap();
+    assert_eq!(
+        store.sip_bindings(at(100)).await.unwrap(),
+        vec![first[1].clone(), first[0].clone()],
+        "by agent and contact, the expired one left out"
+    );
+    // A new snapshot replaces the old: Bo's phone is gone, Anna's refreshed.
+    let second = vec![row("anna", "sip:anna@127.0.0.2:5062", 5099, 3_600)];
+    store.replace_sip_bindings(&second).await.unwrap();
+    let again = db.reopen(keys()).await;
+    assert_eq!(again.sip_bindings(at(1_000)).await.unwrap(), second);
+    again.replace_sip_bindings(&[]).await.unwrap();
+    assert_eq!(again.sip_bindings(at(0)).await.unwrap(), vec![]);
+    again.close().await;
 }

@@ -322,7 +322,8 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             clock.clone(),
             shutdown.clone(),
         ));
-        let result = sip::run(config, sockets, calls, reports, rec_reports, link, shutdown.clone()).await;
+        let saved_bindings = store.sip_bindings(clock.now().timestamp()).await.context("cannot read the saved SIP registrations")?;
+        let result = sip::run(config, sockets, calls, reports, rec_reports, link, saved_bindings, shutdown.clone()).await;
         let _ = sweeper.await;
         shutdown.cancel();
         match api.await {

@@ -68,6 +68,8 @@ pub(crate) enum StoreOp {
         at: Timestamp,
         by: String,
     },
+    /// The registrar's bindings changed: the snapshot replaces the saved one.
+    SipBindings(Vec<kald_store::SipBindingRow>),
 }
 
 /// A recording's catalogue entry when it starts.
@@ -423,6 +425,7 @@ impl StoreOp {
             | Self::RecordingClosed { .. }
             | Self::RecordingTruncated { .. } => "recording",
             Self::ConsentWithdrawn { .. } => "consent withdrawal",
+            Self::SipBindings(_) => "SIP registrations",
         }
     }
 }
@@ -481,6 +484,7 @@ async fn write_one(
                 .map(|_| ())
         }
         StoreOp::QueueEvent(q) => append_queue_event(store, q).await,
+        StoreOp::SipBindings(rows) => store.replace_sip_bindings(rows).await,
         StoreOp::AgentState {
             at,
             agent,

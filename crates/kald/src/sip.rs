@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use kald_sip::endpoint::{
     ConnectionId, Endpoint, EndpointConfig, Flow, Input, Output, RegistrarConfig, RegistrarUser,
-    TransactionState, Transport,
+    SavedBinding, TransactionState, Transport,
 };
 use kald_sip::framing::{Frame, StreamFramer};
 
@@ -68,7 +68,12 @@ pub(crate) struct ApiLink {
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const PUBLISH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Run the SIP endpoint until `shutdown` is cancelled.
+/// How often the registrar's bindings are saved (when they changed), so a restart keeps them.
+const SAVE_BINDINGS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Run the SIP endpoint until `shutdown` is cancelled. `saved_bindings` are the agents'
+/// registrations saved before the last stop, restored at once.
+#[allow(clippy::too_many_arguments)] // each is a separate channel or resource of the loop
 pub(crate) async fn run(
     config: Config,
     sockets: Sockets,
@@ -76,6 +81,7 @@ pub(crate) async fn run(
     mut reports: mpsc::UnboundedReceiver<Report>,
     mut rec_reports: mpsc::UnboundedReceiver<crate::recorder::RecReport>,
     mut api: ApiLink,
+    saved_bindings: Vec<kald_store::SipBindingRow>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Sockets { udp, tcp } = sockets;
@@ -116,6 +122,9 @@ pub(crate) async fn run(
     let mut writers: HashMap<ConnectionId, mpsc::Sender<Bytes>> = HashMap::new();
     let mut locals = LocalAddrs::new(bound);
     let mut next_conn = 1u64;
+    restore_bindings(&mut endpoint, &calls, &mut locals, saved_bindings);
+    let mut bindings = BindingSaver::default();
+    let mut bindings_at = Instant::now() + SAVE_BINDINGS_EVERY;
     let mut buf = vec![0u8; 65_535];
     let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
     // The first turn comes at once: it publishes the first snapshot and arms the timers.
@@ -192,6 +201,10 @@ pub(crate) async fn run(
             calls.reload_flows();
             calls.reload_policy_if_changed(&config.policy);
         }
+        if now >= bindings_at {
+            bindings_at = now + SAVE_BINDINGS_EVERY;
+            bindings.save_if_changed(now, &endpoint, &calls);
+        }
         if now >= stats_at {
             stats_at = now + std::time::Duration::from_secs(10);
             let m = calls.media_stats();
@@ -258,6 +271,7 @@ pub(crate) async fn run(
             calls.poll_timeout(),
             draining.map(|d| d.min(now + std::time::Duration::from_millis(200))),
             Some(reload_at),
+            Some(bindings_at),
             Some(published + if dirty { PUBLISH_EVERY } else { PUBLISH_IDLE }),
         ]
         .into_iter()
@@ -269,9 +283,98 @@ pub(crate) async fn run(
             sleep.as_mut().reset(at);
         }
     }
+    bindings.save_if_changed(Instant::now(), &endpoint, &calls);
     calls.shutdown();
     tracing::info!(calls = endpoint.call_count(), "SIP endpoint stopped");
     Ok(())
+}
+
+/// Gives the endpoint the registrations saved before the last stop that have not run out. Each
+/// is qualified with an OPTIONS before its agent gets calls; the phone's address is where the
+/// REGISTER came from, and kald's own address is worked out again (the interfaces may differ).
+fn restore_bindings(
+    endpoint: &mut Endpoint,
+    calls: &Calls,
+    locals: &mut LocalAddrs,
+    rows: Vec<kald_store::SipBindingRow>,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let (now, wall) = (Instant::now(), calls.clock.now().timestamp());
+    let mut restored = 0usize;
+    let saved = rows.len();
+    for row in rows {
+        let Ok(left) = std::time::Duration::try_from(wall.duration_until(row.expires)) else {
+            continue;
+        };
+        let binding = SavedBinding {
+            local: locals.for_peer(row.remote),
+            user: row.agent,
+            contact: row.contact,
+            call_id: row.call_id,
+            cseq: row.cseq,
+            remote: row.remote,
+            expires_in: left,
+        };
+        restored += usize::from(endpoint.restore_binding(now, &binding).is_some());
+    }
+    tracing::info!(
+        restored,
+        saved,
+        "restored agents' SIP registrations; each gets calls once it answers an OPTIONS"
+    );
+}
+
+/// Saves the registrar's UDP bindings to the store when they changed since the last save.
+#[derive(Default)]
+struct BindingSaver {
+    /// The bindings last saved, with their expiry on the loop's clock.
+    last: Vec<(SavedBinding, Instant)>,
+}
+
+impl BindingSaver {
+    fn save_if_changed(&mut self, now: Instant, endpoint: &Endpoint, calls: &Calls) {
+        let current: Vec<(SavedBinding, Instant)> = endpoint
+            .saved_bindings(now)
+            .into_iter()
+            .map(|b| {
+                let expires_at = now + b.expires_in;
+                (
+                    SavedBinding {
+                        expires_in: std::time::Duration::ZERO,
+                        ..b
+                    },
+                    expires_at,
+                )
+            })
+            .collect();
+        if current == self.last {
+            return;
+        }
+        let wall = calls.clock.now().timestamp();
+        let rows = current
+            .iter()
+            .filter_map(|(b, expires_at)| {
+                let left =
+                    jiff::SignedDuration::try_from(expires_at.saturating_duration_since(now))
+                        .ok()?;
+                Some(kald_store::SipBindingRow {
+                    agent: b.user.clone(),
+                    contact: b.contact.clone(),
+                    call_id: b.call_id.clone(),
+                    cseq: b.cseq,
+                    remote: b.remote,
+                    local: b.local,
+                    expires: wall.checked_add(left).ok()?,
+                })
+            })
+            .collect();
+        calls
+            .records
+            .send(crate::records::StoreOp::SipBindings(rows));
+        self.last = current;
+    }
 }
 
 /// Whether a request kald sent (a BYE, typically) still waits for its final response.

@@ -35,7 +35,9 @@ use rand_chacha::ChaCha8Rng;
 pub use crate::transaction::State as TransactionState;
 pub use call::{CallState, Dial, EndReason, Role};
 pub use policy::{NumberRoute, Trunk};
-pub use registrar::{BindingId, BindingView, RegistrarConfig, RegistrarUser, UnregisterReason};
+pub use registrar::{
+    BindingId, BindingView, RegistrarConfig, RegistrarUser, SavedBinding, UnregisterReason,
+};
 
 use crate::build::Builder;
 use crate::error::{ParseError, ParseErrorKind};

@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,7 +31,7 @@ use ipnet::IpNet;
 use rand::RngCore;
 
 use super::call::{host_of, via, Purpose};
-use super::{Endpoint, Event, Flow, Output, TimerKey};
+use super::{Endpoint, Event, Flow, Output, TimerKey, Transport};
 use crate::auth::{self, Algorithm, Challenge, Credentials, NonceIssuer, NonceStatus, Qop};
 use crate::build::Builder;
 use crate::message::{HeaderName, Message, Method, Scheme};
@@ -173,6 +173,27 @@ pub struct BindingView {
     pub expires_at: Instant,
     /// Whether the last OPTIONS (or the REGISTER, if none since) got an answer.
     pub reachable: bool,
+}
+
+/// A binding as kept across a restart of kald ([`Endpoint::saved_bindings`],
+/// [`Endpoint::restore_binding`]): enough to reach the phone again before it refreshes its
+/// registration, which may be up to [`RegistrarConfig::max_expires`] away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedBinding {
+    /// The agent login.
+    pub user: String,
+    /// The Contact URI.
+    pub contact: String,
+    /// The REGISTER's Call-ID (a refresh must carry the same one with a higher CSeq).
+    pub call_id: String,
+    /// The REGISTER's CSeq.
+    pub cseq: u32,
+    /// The phone's address (the packet source of its REGISTER).
+    pub remote: SocketAddr,
+    /// kald's address the REGISTER arrived on.
+    pub local: SocketAddr,
+    /// Time left until it expires, when saved.
+    pub expires_in: Duration,
 }
 
 /// One binding of an address-of-record to a contact (RFC 3261 §10.3).
@@ -616,6 +637,95 @@ impl Endpoint {
                 reachable: b.reachable,
             })
             .collect()
+    }
+
+    /// Every binding a restart can keep, in id order: those over UDP (a TCP binding dies with
+    /// its connection, so the phone registers again anyway), with the time each has left.
+    pub fn saved_bindings(&self, now: Instant) -> Vec<SavedBinding> {
+        let Some(reg) = self.registrar.as_ref() else {
+            return Vec::new();
+        };
+        let mut ids: Vec<&BindingId> = reg.bindings.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| reg.bindings.get(id))
+            .filter(|b| b.flow.transport == Transport::Udp && b.expires_at > now)
+            .map(|b| SavedBinding {
+                user: b.user.clone(),
+                contact: b.contact.clone(),
+                call_id: b.call_id.clone(),
+                cseq: b.cseq,
+                remote: b.flow.remote,
+                local: b.flow.local,
+                expires_in: b.expires_at - now,
+            })
+            .collect()
+    }
+
+    /// Restores a binding saved before a restart (UDP, over kald's `local` address), as if its
+    /// phone had just registered, but not yet reachable: an OPTIONS goes to it at once (when
+    /// qualifying is on) and its answer makes the agent reachable, so a phone that went away
+    /// meanwhile gets no calls. Refused (`None`) for a user no longer configured, an expired
+    /// binding, a contact the user has bound already or one past the user's limit.
+    pub fn restore_binding(&mut self, now: Instant, saved: &SavedBinding) -> Option<BindingId> {
+        let reg = self.registrar.as_mut()?;
+        let known = reg.secrets.contains_key(&saved.user);
+        let bound = reg.by_user.get(&saved.user).map_or(0, Vec::len);
+        let duplicate = reg.by_user.get(&saved.user).is_some_and(|ids| {
+            ids.iter()
+                .filter_map(|id| reg.bindings.get(id))
+                .any(|b| b.contact == saved.contact)
+        });
+        if !known
+            || saved.expires_in.is_zero()
+            || duplicate
+            || bound >= reg.config.max_bindings_per_user
+        {
+            return None;
+        }
+        let was_reachable = reg.reachable(&saved.user);
+        let id = BindingId(reg.next_binding);
+        reg.next_binding += 1;
+        let flow = Flow {
+            transport: Transport::Udp,
+            remote: saved.remote,
+            local: saved.local,
+            connection: None,
+        };
+        // Without qualifying nothing would ever check it: trust it as the REGISTER was.
+        let qualify = !reg.config.qualify_every.is_zero();
+        reg.bindings.insert(
+            id,
+            Binding {
+                user: saved.user.clone(),
+                contact: saved.contact.clone(),
+                call_id: saved.call_id.clone(),
+                cseq: saved.cseq,
+                flow,
+                expires_at: now + saved.expires_in,
+                reachable: !qualify,
+                next_qualify: qualify.then_some(now),
+                qualifying: false,
+                armed: None,
+            },
+        );
+        reg.by_user.entry(saved.user.clone()).or_default().push(id);
+        let reachable = reg.reachable(&saved.user);
+        tracing::debug!(user = %saved.user, binding = %id, "binding restored");
+        self.arm_binding(id);
+        self.outputs.push_back(Output::Event(Event::Registered {
+            user: saved.user.clone(),
+            binding: id,
+            contact: saved.contact.clone(),
+            flow,
+        }));
+        if reachable && !was_reachable {
+            self.outputs.push_back(Output::Event(Event::Reachability {
+                user: saved.user.clone(),
+                reachable: true,
+            }));
+        }
+        Some(id)
     }
 
     /// Whether `user` has at least one reachable binding.

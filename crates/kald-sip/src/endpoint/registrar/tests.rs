@@ -943,3 +943,156 @@ fn a_registered_phone_inside_a_trunks_network_is_an_agent() {
         "{evs:?}"
     );
 }
+
+#[test]
+fn saved_bindings_are_restored_after_a_restart_and_qualified_first() {
+    let mut h = Harness::with(config(Duration::from_secs(30)));
+    let mut phone = Phone::new("127.0.0.1:5099", "agent7", "hemmelig");
+    register(
+        &mut h,
+        &mut phone,
+        &["<sip:agent7@10.0.0.5:5060>"],
+        Some(3600),
+    );
+    // A TCP phone of agent8: not kept (its connection dies with kald).
+    let mut tcp = Phone::new("127.0.0.3:5070", "agent8", "andet");
+    tcp.transport = "TCP";
+    register(
+        &mut h,
+        &mut tcp,
+        &["<sip:agent8@127.0.0.3:5070;transport=tcp>"],
+        None,
+    );
+    h.run_until(Duration::from_secs(600));
+    let saved = h.ep.saved_bindings(h.now);
+    assert_eq!(
+        saved,
+        vec![SavedBinding {
+            user: "agent7".into(),
+            contact: "sip:agent7@10.0.0.5:5060".into(),
+            call_id: phone.call_id.clone(),
+            cseq: 2,
+            remote: "127.0.0.1:5099".parse().unwrap(),
+            local: Harness::flow("127.0.0.1:1").local,
+            expires_in: Duration::from_secs(3000),
+        }]
+    );
+
+    // kald restarts: a new endpoint, agent8 no longer configured for a second saved one.
+    let mut h = Harness::with(config(Duration::from_secs(30)));
+    let id = h.ep.restore_binding(h.now, &saved[0]).unwrap();
+    let mut gone = saved[0].clone();
+    gone.user = "agent9".into();
+    assert_eq!(h.ep.restore_binding(h.now, &gone), None, "unknown user");
+    assert_eq!(
+        h.ep.restore_binding(h.now, &saved[0]),
+        None,
+        "same contact again"
+    );
+    let mut expired = saved[0].clone();
+    expired.contact = "sip:agent7@10.0.0.6".into();
+    expired.expires_in = Duration::ZERO;
+    assert_eq!(h.ep.restore_binding(h.now, &expired), None, "expired");
+
+    // Registered, but not reachable until the phone answers the OPTIONS sent at once.
+    h.drain();
+    h.run_until(Duration::ZERO);
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [Event::Registered { user, binding, .. }] if user == "agent7" && *binding == id
+    ));
+    assert!(!h.ep.reachable("agent7"));
+    let (at, flow, opt) = h.sent.last().unwrap().clone();
+    assert_eq!(at, Duration::ZERO);
+    assert_eq!(opt.method(), Some(&Method::Options));
+    assert_eq!(flow.remote, "127.0.0.1:5099".parse().unwrap());
+    assert_eq!(opt.request_uri().unwrap().raw, "sip:agent7@10.0.0.5:5060");
+    h.recv_from("127.0.0.1:5099", &respond_to(&opt, 200));
+    assert_eq!(
+        h.take_events(),
+        vec![Event::Reachability {
+            user: "agent7".into(),
+            reachable: true
+        }]
+    );
+    // Its expiry carried over; the phone's refresh (same Call-ID, next CSeq) is a refresh.
+    assert_eq!(
+        h.ep.bindings("agent7")[0].expires_at,
+        h.now + Duration::from_secs(3000)
+    );
+    let r = register(
+        &mut h,
+        &mut phone,
+        &["<sip:agent7@10.0.0.5:5060>"],
+        Some(3600),
+    );
+    assert_eq!(r.status(), Some(200));
+    let bindings = h.ep.bindings("agent7");
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].expires_at, h.now + Duration::from_secs(3600));
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn a_restored_binding_whose_phone_is_gone_stays_unreachable() {
+    let mut h = Harness::with(config(Duration::from_secs(30)));
+    let saved = SavedBinding {
+        user: "agent7".into(),
+        contact: "sip:agent7@127.0.0.9:5060".into(),
+        call_id: "old-reg".into(),
+        cseq: 7,
+        remote: "127.0.0.9:5060".parse().unwrap(),
+        local: Harness::flow("127.0.0.1:1").local,
+        expires_in: Duration::from_secs(100),
+    };
+    h.ep.restore_binding(h.now, &saved).unwrap();
+    // No answer to the OPTIONS: never reachable, no Reachability event; gone at expiry.
+    h.run_until(Duration::from_secs(99));
+    assert!(!h.ep.reachable("agent7"));
+    assert!(h
+        .take_events()
+        .iter()
+        .all(|e| matches!(e, Event::Registered { .. })));
+    h.run_until(Duration::from_secs(101));
+    assert!(h.ep.bindings("agent7").is_empty());
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [Event::Unregistered {
+            reason: UnregisterReason::Expired,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn without_qualifying_a_restored_binding_is_trusted() {
+    let mut h = Harness::with(config(Duration::ZERO));
+    let saved = SavedBinding {
+        user: "agent8".into(),
+        contact: "sip:agent8@127.0.0.9:5060".into(),
+        call_id: "old-reg".into(),
+        cseq: 7,
+        remote: "127.0.0.9:5060".parse().unwrap(),
+        local: Harness::flow("127.0.0.1:1").local,
+        expires_in: Duration::from_secs(100),
+    };
+    h.ep.restore_binding(h.now, &saved).unwrap();
+    h.drain();
+    h.run_until(Duration::ZERO);
+    assert!(h.ep.reachable("agent8"));
+    let events = h.take_events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                Event::Registered { .. },
+                Event::Reachability {
+                    reachable: true,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert!(h.sent.is_empty(), "no OPTIONS");
+}

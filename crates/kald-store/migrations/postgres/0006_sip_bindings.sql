@@ -1,0 +1,17 @@
+-- Agents' SIP registrations kept across a restart, for PostgreSQL. Keep in step with
+-- migrations/sqlite/0006_sip_bindings.sql: the same columns and meaning; only the types differ.
+
+-- A phone registers for up to an hour; without this an agent whose phone registered just
+-- before a restart would get no calls until its next refresh. kald saves its UDP bindings
+-- (a snapshot, replaced whole) and restores the unexpired ones at start, qualifying each with
+-- an OPTIONS before it routes calls to it. Addresses are "ip:port" text.
+CREATE TABLE sip_bindings (
+    agent_id   TEXT NOT NULL,
+    contact    TEXT NOT NULL,
+    call_id    TEXT NOT NULL,
+    cseq       BIGINT NOT NULL,
+    remote     TEXT NOT NULL,
+    local      TEXT NOT NULL,
+    expires_us BIGINT NOT NULL,
+    PRIMARY KEY (agent_id, contact)
+);
