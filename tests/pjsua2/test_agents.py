@@ -20,7 +20,7 @@ from conftest import REPO, Kald
 RATE = 8000
 FLOW = REPO / "tests" / "pjsua2" / "flows" / "queue.toml"
 PASSWORD = "secret-pass-1"
-TONES = {"citizen": 440, "anna": 1000, "bo": 1500, "carl": 2000, "carrier": 1700}
+TONES = {"citizen": 440, "anna": 1000, "bo": 1500, "carl": 2000, "carrier": 1700, "dora": 2500}
 
 CONFIG = f"""
 [registrar]
@@ -508,6 +508,49 @@ def test_registrations_survive_a_restart(centre):
     # Her phone never registered with the new kald: the call reached the restored binding.
     assert centre.kald.events("registered") == [], centre.kald.text()
     assert centre.kald.events("binding restored"), centre.kald.text()
+
+
+def test_editing_kald_toml_changes_agents_while_kald_runs(centre):
+    """An operator edits kald.toml during the day: a broken edit is refused with its line and
+    column and changes nothing; the fixed file takes Bo out (his phone's registration ends)
+    and Dora in (her phone registers, she logs in and takes the next call), without a
+    restart."""
+    anna = centre.party("anna")
+    bo = centre.party("bo")
+    citizen = centre.party("citizen", register=False)
+    centre.feature(anna, "*20", "Available")
+    centre.feature(bo, "*20", "Available")
+    toml = centre.tmp / "kald.toml"
+
+    dora_block = f"""
+[[agent]]
+login = "dora"
+name = "Dora Dam"
+password = "{PASSWORD}"
+extension = "104"
+skills = {{ sygedagpenge = 1 }}
+"""
+    bo_block = CONFIG[CONFIG.index('[[agent]]\nlogin = "bo"'):CONFIG.index('[[agent]]\nlogin = "carl"')]
+    edited = CONFIG.replace(bo_block, "") + dora_block
+    broken = edited + "\n[[agent]\n"
+    toml.write_text(broken)
+    refused = centre.kald.wait_for("the configuration file was not reloaded; the one in use stays", 10)
+    line = broken.count("\n")
+    assert f"kald.toml:{line}:" in refused.get("error", ""), refused
+
+    toml.write_text(edited)
+    reloaded = centre.kald.wait_for("configuration reloaded: queues, agents and web users apply now", 10)
+    assert reloaded.get("agents") == 3, reloaded
+    # Bo's phone lost its registration and Bo is logged out.
+    assert centre.pump(lambda: "LoggedOut" in centre.agent_states("bo"), 5), centre.agent_states("bo")
+    dora = centre.party("dora")
+    centre.feature(dora, "*20", "Available")
+    centre.feature(anna, "*21", "Paused")
+
+    c = centre.dial(citizen, "70101010")
+    assert centre.pump(lambda: dora.incoming and answered(dora.incoming[0]) and answered(c), 10), centre.kald.text()
+    assert centre.rang() == ["dora"], centre.rang()
+    assert not bo.incoming
 
 
 def test_waiting_caller_hears_no_agents_then_position(peer, tmp_path):

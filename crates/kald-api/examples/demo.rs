@@ -105,7 +105,7 @@ async fn main() {
     let backend = Backend {
         snapshot: rx,
         commands: command_tx,
-        users,
+        users: watch::channel(Arc::new(users)).1,
         stats: Some(StatsSource {
             store: store.clone(),
             params: Default::default(),

@@ -68,6 +68,22 @@ impl Accounts {
         self.by_login.get(login)
     }
 
+    /// The logins of `self` that `new` no longer has, or has with another password or role.
+    pub(crate) fn changed_logins(&self, new: &Self) -> Vec<String> {
+        let mut changed: Vec<String> = self
+            .by_login
+            .iter()
+            .filter(|(login, old)| {
+                new.by_login.get(*login).is_none_or(|account| {
+                    account.password_hash != old.password_hash || account.user.role != old.user.role
+                })
+            })
+            .map(|(login, _)| login.clone())
+            .collect();
+        changed.sort();
+        changed
+    }
+
     /// The user whose login and password these are (constant-time password comparison).
     pub(crate) fn verify(&self, login: &str, password: &str) -> Option<&User> {
         let given = sha256(password.as_bytes());
@@ -150,6 +166,13 @@ impl Sessions {
         self.map
             .get(&sha256(token.as_bytes()))
             .is_some_and(|s| now.saturating_duration_since(s.last_seen) < idle)
+    }
+
+    /// Ends every session of these logins; how many ended.
+    pub(crate) fn end_for(&mut self, logins: &[String]) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, s| !logins.contains(&s.login));
+        before - self.map.len()
     }
 
     /// Ends the session with this token.
@@ -292,12 +315,14 @@ impl AppState {
     /// The caller of a request with these headers, if its session is live (marks it used).
     pub(crate) fn caller(&self, headers: &HeaderMap) -> Option<Caller> {
         let token = token_of(headers)?;
+        // First, so a session the new users list ends is not used once more.
+        let accounts = self.accounts().ok()?;
         let login = self.inner.sessions.lock().ok()?.touch(
             &token,
             Instant::now(),
             self.inner.settings.session_idle,
         )?;
-        let account = self.inner.accounts.get(&login)?;
+        let account = accounts.get(&login)?;
         Some(Caller {
             login,
             name: account.user.name.clone(),

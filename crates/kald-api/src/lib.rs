@@ -109,8 +109,10 @@ pub struct Backend {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
     /// Commands to the SIP loop, each with a one-shot channel for its reply.
     pub commands: mpsc::Sender<(Command, oneshot::Sender<Reply>)>,
-    /// Who may log in.
-    pub users: Vec<User>,
+    /// Who may log in. The binary sends a new list when its configuration is reloaded; the
+    /// sessions of users removed or whose password or role changed end then. For a fixed
+    /// list: `watch::channel(Arc::new(users)).1`.
+    pub users: watch::Receiver<Arc<Vec<User>>>,
     /// Key figures from the store (`None`: `/api/stats` answers 503, no figures on screens).
     pub stats: Option<StatsSource>,
     /// Prometheus text for `/metrics`.

@@ -360,7 +360,7 @@ pub(crate) async fn grant(
     if recording.agent.as_deref() != Some(caller.login.as_str()) {
         return Err(ApiError::Forbidden);
     }
-    let grantee_ok = state.inner.accounts.get(&body.grantee).is_some_and(|a| {
+    let grantee_ok = state.accounts()?.get(&body.grantee).is_some_and(|a| {
         src.access_for(a.user.role, Permission::ListenOthers) == Access::WithAgentConsent
     });
     if !grantee_ok {

@@ -422,7 +422,8 @@ impl AppState {
             tracing::warn!("log-in throttled");
             return Err(ApiError::Throttled);
         }
-        match self.inner.accounts.verify(login, password) {
+        let accounts = self.accounts()?;
+        match accounts.verify(login, password) {
             Some(user) => {
                 throttle.clear(login);
                 Ok(user.clone())

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Accounts, Sessions, Throttle};
 use crate::error::ApiError;
-use crate::model::{Command, MetricsFn, Snapshot};
+use crate::model::{Command, MetricsFn, Snapshot, User};
 use crate::stats::StatsCache;
 use crate::{Backend, Settings, StatsSource};
 
@@ -24,8 +24,11 @@ pub(crate) struct Inner {
     pub(crate) snapshot: watch::Receiver<Arc<Snapshot>>,
     /// Commands to the SIP loop.
     pub(crate) commands: mpsc::Sender<(Command, oneshot::Sender<crate::Reply>)>,
-    /// The users.
-    pub(crate) accounts: Accounts,
+    /// Who may log in, as the binary last sent it.
+    pub(crate) users: watch::Receiver<Arc<Vec<User>>>,
+    /// The accounts built from that list (rebuilt when it changes; see
+    /// [`AppState::accounts`]).
+    pub(crate) accounts: Mutex<(Arc<Vec<User>>, Arc<Accounts>)>,
     /// Key figures from the store.
     pub(crate) stats: Option<StatsSource>,
     /// Today's figures per queue, cached.
@@ -54,11 +57,16 @@ impl AppState {
         shutdown: CancellationToken,
         openapi_json: String,
     ) -> Self {
+        let users = backend.users.borrow().clone();
         Self {
             inner: Arc::new(Inner {
                 snapshot: backend.snapshot,
                 commands: backend.commands,
-                accounts: Accounts::new(backend.users),
+                accounts: Mutex::new((
+                    Arc::clone(&users),
+                    Arc::new(Accounts::new(users.as_ref().clone())),
+                )),
+                users: backend.users,
                 stats: backend.stats,
                 stats_cache: StatsCache::default(),
                 metrics: backend.metrics,
@@ -70,6 +78,33 @@ impl AppState {
                 openapi_json,
             }),
         }
+    }
+
+    /// The accounts of the users the binary last sent. When the list changed since the last
+    /// call, the accounts are rebuilt and the sessions of users who were removed or whose
+    /// password or role changed end (they must log in again, or cannot).
+    pub(crate) fn accounts(&self) -> Result<Arc<Accounts>, ApiError> {
+        let current = self.inner.users.borrow().clone();
+        let mut cached = self.inner.accounts.lock().map_err(|_| ApiError::Internal)?;
+        if !Arc::ptr_eq(&cached.0, &current) {
+            let fresh = Arc::new(Accounts::new(current.as_ref().clone()));
+            let changed = cached.1.changed_logins(&fresh);
+            if !changed.is_empty() {
+                let ended = self
+                    .inner
+                    .sessions
+                    .lock()
+                    .map_err(|_| ApiError::Internal)?
+                    .end_for(&changed);
+                tracing::info!(
+                    users = changed.len(),
+                    sessions = ended,
+                    "users removed or changed: their sessions ended"
+                );
+            }
+            *cached = (current, fresh);
+        }
+        Ok(Arc::clone(&cached.1))
     }
 
     /// The current snapshot.

@@ -366,3 +366,74 @@ async fn health_and_metrics() {
     );
     assert!(answer.body.contains("kald_calls_in_progress 2"));
 }
+
+/// The binary reloads its configuration: a new user may log in at once, a removed user's
+/// session ends, a changed password ends that user's sessions (the new one works), and the
+/// unchanged users' sessions go on.
+#[tokio::test]
+async fn a_reloaded_users_list_takes_effect_at_once() {
+    use std::sync::Arc;
+    let (mut backend, snapshot, commands, dir) = common::backend(false).await;
+    let (users_tx, users_rx) = tokio::sync::watch::channel(Arc::new(common::users()));
+    backend.users = users_rx;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let fake = common::Fake {
+        app: kald_api::router_with(backend, settings(), shutdown.clone()),
+        snapshot,
+        commands,
+        shutdown,
+        _dir: dir,
+    };
+    let me = |token: String| {
+        let fake = &fake;
+        async move {
+            fake.call(Method::GET, "/api/me", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    let log_in = |login: &'static str, password: &'static str| {
+        let fake = &fake;
+        async move {
+            fake.call(
+                Method::POST,
+                "/api/login",
+                None,
+                Some(json!({"login": login, "password": password})),
+            )
+            .await
+            .status
+        }
+    };
+    let anna = fake.login("anna").await;
+    let bo = fake.login("bo").await;
+    let sara = fake.login("sara").await;
+    assert_eq!(log_in("dora", "pw-dora").await, StatusCode::UNAUTHORIZED);
+
+    // Dora joins, Bo leaves, Sara's password changes; Anna is as before.
+    let mut users: Vec<kald_api::User> = common::users()
+        .into_iter()
+        .filter(|u| u.login != "bo")
+        .collect();
+    for u in &mut users {
+        if u.login == "sara" {
+            u.password = "new-pw-sara".into();
+        }
+    }
+    users.push(kald_api::User {
+        login: "dora".into(),
+        name: "Dora Dam".into(),
+        password: "pw-dora".into(),
+        role: kald_api::Role::Agent,
+    });
+    users_tx.send_replace(Arc::new(users));
+
+    assert_eq!(me(anna).await, StatusCode::OK);
+    assert_eq!(me(bo).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in("bo", "pw-bo").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(sara).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in("sara", "pw-sara").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in("sara", "new-pw-sara").await, StatusCode::OK);
+    let dora = fake.login("dora").await;
+    assert_eq!(me(dora).await, StatusCode::OK);
+}

@@ -241,6 +241,47 @@ impl Calls {
 
     /// Pick up changed flow files (calls in progress keep the version they started with); a
     /// queue a new version names is added to the ACD.
+    /// Applies a reloaded contact centre (queues, agents, web users) and transfer allow-list at
+    /// once: the ACD gets the new queues and skills (a removed agent is logged out, or when
+    /// their call ends), phones of removed agents lose their registrations and new agents may
+    /// register, the directory (extensions, queue names) and the agents' rows in the store
+    /// follow.
+    pub(crate) fn set_centre(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        centre: crate::config::Centre,
+        transfer_allowlist: Vec<String>,
+    ) {
+        let queues = flows_queues(&self.flows);
+        self.acd
+            .set_config(now, crate::records::acd_config(&centre, &queues));
+        self.centre.directory = Directory::new(&centre);
+        endpoint.set_registrar_users(
+            centre
+                .agents
+                .iter()
+                .map(|a| {
+                    kald_sip::endpoint::RegistrarUser::new(a.login.clone(), a.password.clone())
+                })
+                .collect(),
+        );
+        self.records.send(crate::records::StoreOp::Agents(
+            centre
+                .agents
+                .iter()
+                .map(|a| kald_store::AgentRow {
+                    id: a.login.clone(),
+                    display_name: a.name.clone(),
+                    skills: a.skills.iter().map(|(q, l)| (q.clone(), *l)).collect(),
+                })
+                .collect(),
+        ));
+        self.centre_config = centre;
+        self.transfer_allowlist = transfer_allowlist;
+        self.drive_acd(now, endpoint);
+    }
+
     pub(crate) fn reload_flows(&mut self) {
         self.flows.reload_if_changed();
         let queues = flows_queues(&self.flows);

@@ -43,6 +43,10 @@ pub(crate) struct Config {
     pub(crate) record: bool,
     /// Journal links and journalising: the case-number pattern, the drop folder, the webhook.
     pub(crate) journal: JournalConfig,
+    /// The command-line values it was loaded with, to load it again ([`crate::reload`]).
+    pub(crate) flags: Flags,
+    /// The configuration file: the one given, or `kald.toml` (which may not exist).
+    pub(crate) file: PathBuf,
 }
 
 /// Queues, agents and the registrar, from the `[[queue]]`, `[[agent]]` and `[registrar]`
@@ -353,7 +357,10 @@ impl Config {
                 agents: fc.agents,
                 registrar: fc.registrar.unwrap_or_default(),
                 users: fc.users,
-            })?,
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?,
+            flags: flags.clone(),
+            file,
         })
     }
 }

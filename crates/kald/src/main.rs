@@ -13,6 +13,7 @@ mod media;
 mod recorder;
 mod recording;
 mod records;
+mod reload;
 mod sip;
 
 use anyhow::Context;
@@ -278,12 +279,15 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         let (snapshot_tx, snapshot_rx) =
             tokio::sync::watch::channel(std::sync::Arc::new(kald_api::Snapshot::default()));
         let (command_tx, command_rx) = tokio::sync::mpsc::channel(64);
+        // The web users; the SIP loop sends a new list when kald.toml is reloaded.
+        let (users_tx, users_rx) =
+            tokio::sync::watch::channel(std::sync::Arc::new(live::users(&config.centre)));
         let metrics_text = std::sync::Arc::new(std::sync::RwLock::new(String::new()));
         let metrics_read = std::sync::Arc::clone(&metrics_text);
         let backend = kald_api::Backend {
             snapshot: snapshot_rx,
             commands: command_tx,
-            users: live::users(&config.centre),
+            users: users_rx,
             stats: Some(kald_api::StatsSource {
                 store: store.clone(),
                 params: kald_acd::stats::StatsParams::default(),
@@ -304,6 +308,7 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
         tracing::info!(http = %http.local_addr()?, "web pages and API listening");
         let api = tokio::spawn(kald_api::serve(http, backend, shutdown.clone()));
         let link = sip::ApiLink {
+            users: users_tx,
             snapshot: snapshot_tx,
             commands: command_rx,
             metrics: metrics_text,

@@ -70,6 +70,8 @@ pub(crate) enum StoreOp {
     },
     /// The registrar's bindings changed: the snapshot replaces the saved one.
     SipBindings(Vec<kald_store::SipBindingRow>),
+    /// The configured agents after a reload (their names and skills).
+    Agents(Vec<kald_store::AgentRow>),
 }
 
 /// A recording's catalogue entry when it starts.
@@ -426,6 +428,7 @@ impl StoreOp {
             | Self::RecordingTruncated { .. } => "recording",
             Self::ConsentWithdrawn { .. } => "consent withdrawal",
             Self::SipBindings(_) => "SIP registrations",
+            Self::Agents(_) => "agents",
         }
     }
 }
@@ -485,6 +488,12 @@ async fn write_one(
         }
         StoreOp::QueueEvent(q) => append_queue_event(store, q).await,
         StoreOp::SipBindings(rows) => store.replace_sip_bindings(rows).await,
+        StoreOp::Agents(rows) => {
+            for row in rows {
+                store.upsert_agent(row).await?;
+            }
+            Ok(())
+        }
         StoreOp::AgentState {
             at,
             agent,

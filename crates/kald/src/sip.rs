@@ -62,6 +62,8 @@ pub(crate) struct ApiLink {
         tokio::sync::oneshot::Sender<kald_api::Reply>,
     )>,
     pub(crate) metrics: std::sync::Arc<std::sync::RwLock<String>>,
+    /// Who may use the web pages; replaced when the configuration is reloaded.
+    pub(crate) users: tokio::sync::watch::Sender<std::sync::Arc<Vec<kald_api::User>>>,
 }
 
 /// How often the live state reaches the API at most (and at least, for the ticking waits).
@@ -124,6 +126,7 @@ pub(crate) async fn run(
     let mut next_conn = 1u64;
     restore_bindings(&mut endpoint, &calls, &mut locals, saved_bindings);
     let mut bindings = BindingSaver::default();
+    let mut config_watch = crate::reload::ConfigWatch::new(&config);
     let mut bindings_at = Instant::now() + SAVE_BINDINGS_EVERY;
     let mut buf = vec![0u8; 65_535];
     let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
@@ -200,6 +203,29 @@ pub(crate) async fn run(
             reload_at = now + std::time::Duration::from_secs(2);
             calls.reload_flows();
             calls.reload_policy_if_changed(&config.policy);
+            if let Some((new, later)) = config_watch.changed() {
+                calls.set_centre(
+                    now,
+                    &mut endpoint,
+                    new.centre.clone(),
+                    new.transfer_allowlist.clone(),
+                );
+                api.users
+                    .send_replace(std::sync::Arc::new(crate::live::users(&new.centre)));
+                tracing::info!(
+                    queues = new.centre.queues.len(),
+                    agents = new.centre.agents.len(),
+                    users = new.centre.users.len(),
+                    "configuration reloaded: queues, agents and web users apply now"
+                );
+                if !later.is_empty() {
+                    tracing::warn!(
+                        settings = %later.join(", "),
+                        "these settings changed in the configuration file; they take effect at the next restart"
+                    );
+                }
+                dirty = true;
+            }
         }
         if now >= bindings_at {
             bindings_at = now + SAVE_BINDINGS_EVERY;

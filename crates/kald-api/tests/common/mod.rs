@@ -217,7 +217,7 @@ pub async fn backend(
     let backend = Backend {
         snapshot: snapshot_rx,
         commands: command_tx,
-        users: users(),
+        users: watch::channel(Arc::new(users())).1,
         stats,
         metrics: Arc::new(|| {
             "# TYPE kald_calls_in_progress gauge\nkald_calls_in_progress 2\n".to_owned()
