@@ -359,14 +359,7 @@ fn parse_id(kind: &'static str, word: Option<&str>, line: usize) -> Result<u8, K
 /// Reads an existing key file, refusing one its group or others may access; the text is
 /// wiped from memory when dropped.
 pub fn read(kind: &'static str, path: &Path) -> Result<Zeroizing<String>, KeyError> {
-    let io_err = |action| {
-        move |source| KeyError::Io {
-            kind,
-            action,
-            path: path.into(),
-            source,
-        }
-    };
+    let io_err = |action| io_error(kind, action, path);
     let file = fs::File::open(path).map_err(io_err("open"))?;
     let mode = file
         .metadata()
@@ -445,14 +438,7 @@ pub fn replace(kind: &'static str, path: &Path, text: &str) -> Result<(), KeyErr
 
 /// Writes `text` to a new owner-only file at `path` and syncs it.
 fn write_private(kind: &'static str, path: &Path, text: &str) -> Result<(), KeyError> {
-    let io_err = |action| {
-        move |source| KeyError::Io {
-            kind,
-            action,
-            path: path.into(),
-            source,
-        }
-    };
+    let io_err = |action| io_error(kind, action, path);
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -461,6 +447,20 @@ fn write_private(kind: &'static str, path: &Path, text: &str) -> Result<(), KeyE
         .map_err(io_err("create"))?;
     file.write_all(text.as_bytes()).map_err(io_err("write"))?;
     file.sync_all().map_err(io_err("sync"))
+}
+
+/// Makes a file-system error of `action` on `path` a [`KeyError::Io`].
+fn io_error<'a>(
+    kind: &'static str,
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> KeyError + 'a {
+    move |source| KeyError::Io {
+        kind,
+        action,
+        path: path.into(),
+        source,
+    }
 }
 
 /// `path` with `.suffix` appended to its file name, in the same directory.

@@ -761,6 +761,29 @@ pub fn has_cpr(text: &str) -> bool {
         .any(|cpr| text.contains(cpr))
 }
 
+/// A citizen's call about sickness benefit into the sygedagpenge queue, consented at
+/// `consent_at` (or asked without an answer yet).
+fn sick_call(
+    id: &str,
+    started: jiff::Timestamp,
+    caller: &str,
+    consent_at: Option<jiff::Timestamp>,
+    cpr: &str,
+) -> kald_store::CallRow {
+    kald_store::CallRow {
+        id: id.into(),
+        started,
+        caller: Some(caller.into()),
+        entry_point: "hovednummer".into(),
+        flow_version: None,
+        consent: Some(true),
+        consent_at,
+        topic: Some("Sygemelding".into()),
+        queue: Some("sygedagpenge".into()),
+        cpr: Some(cpr.parse().unwrap()),
+    }
+}
+
 /// The recordings of the records fixture: Anna's and Bo's calls, 3 s each.
 pub const ANNA_RECORDING: &str = "r-anna";
 /// Bo's recording.
@@ -789,19 +812,9 @@ pub async fn fake_records() -> Fake {
     .enumerate()
     {
         let started = t0 + jiff::SignedDuration::from_secs(600 * n as i64);
+        let caller = format!("+45{}", 20_000_000 + n);
         store
-            .insert_call(&kald_store::CallRow {
-                id: call.into(),
-                started,
-                caller: Some(format!("+45{}", 20_000_000 + n)),
-                entry_point: "hovednummer".into(),
-                flow_version: None,
-                consent: Some(true),
-                consent_at: Some(started),
-                topic: Some("Sygemelding".into()),
-                queue: Some("sygedagpenge".into()),
-                cpr: Some(cpr.parse().unwrap()),
-            })
+            .insert_call(&sick_call(call, started, &caller, Some(started), cpr))
             .await
             .unwrap();
         store
@@ -862,36 +875,15 @@ pub async fn fake_records() -> Fake {
             .unwrap();
     }
     // Anna's live call (c-1 in the snapshot) has its record too, as in kald.
+    let live = t0 + jiff::SignedDuration::from_secs(3600);
     store
-        .insert_call(&kald_store::CallRow {
-            id: "c-1".into(),
-            started: t0 + jiff::SignedDuration::from_secs(3600),
-            caller: Some("+4520009999".into()),
-            entry_point: "hovednummer".into(),
-            flow_version: None,
-            consent: Some(true),
-            consent_at: None,
-            topic: Some("Sygemelding".into()),
-            queue: Some("sygedagpenge".into()),
-            cpr: Some(ANNA_CPR.parse().unwrap()),
-        })
+        .insert_call(&sick_call("c-1", live, "+4520009999", None, ANNA_CPR))
         .await
         .unwrap();
     // A call of four months ago whose record's personal data the retention sweeper removed.
     let old = t0 - jiff::SignedDuration::from_hours(24 * 120);
     store
-        .insert_call(&kald_store::CallRow {
-            id: "c-old".into(),
-            started: old,
-            caller: Some("+4520001111".into()),
-            entry_point: "hovednummer".into(),
-            flow_version: None,
-            consent: Some(false),
-            consent_at: None,
-            topic: Some("Sygemelding".into()),
-            queue: Some("sygedagpenge".into()),
-            cpr: Some(ANNA_CPR.parse().unwrap()),
-        })
+        .insert_call(&sick_call("c-old", old, "+4520001111", None, ANNA_CPR))
         .await
         .unwrap();
     store

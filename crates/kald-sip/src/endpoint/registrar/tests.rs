@@ -1033,18 +1033,23 @@ fn saved_bindings_are_restored_after_a_restart_and_qualified_first() {
     assert!(h.take_events().is_empty());
 }
 
-#[test]
-fn a_restored_binding_whose_phone_is_gone_stays_unreachable() {
-    let mut h = Harness::with(config(Duration::from_secs(30)));
-    let saved = SavedBinding {
-        user: "agent7".into(),
-        contact: "sip:agent7@127.0.0.9:5060".into(),
+/// A binding saved before a restart: `user`'s phone at 127.0.0.9, 100 s left.
+fn saved_for(user: &str) -> SavedBinding {
+    SavedBinding {
+        user: user.into(),
+        contact: format!("sip:{user}@127.0.0.9:5060"),
         call_id: "old-reg".into(),
         cseq: 7,
         remote: "127.0.0.9:5060".parse().unwrap(),
         local: Harness::flow("127.0.0.1:1").local,
         expires_in: Duration::from_secs(100),
-    };
+    }
+}
+
+#[test]
+fn a_restored_binding_whose_phone_is_gone_stays_unreachable() {
+    let mut h = Harness::with(config(Duration::from_secs(30)));
+    let saved = saved_for("agent7");
     h.ep.restore_binding(h.now, &saved).unwrap();
     // No answer to the OPTIONS: never reachable, no Reachability event; gone at expiry.
     h.run_until(Duration::from_secs(99));
@@ -1067,15 +1072,7 @@ fn a_restored_binding_whose_phone_is_gone_stays_unreachable() {
 #[test]
 fn without_qualifying_a_restored_binding_is_trusted() {
     let mut h = Harness::with(config(Duration::ZERO));
-    let saved = SavedBinding {
-        user: "agent8".into(),
-        contact: "sip:agent8@127.0.0.9:5060".into(),
-        call_id: "old-reg".into(),
-        cseq: 7,
-        remote: "127.0.0.9:5060".parse().unwrap(),
-        local: Harness::flow("127.0.0.1:1").local,
-        expires_in: Duration::from_secs(100),
-    };
+    let saved = saved_for("agent8");
     h.ep.restore_binding(h.now, &saved).unwrap();
     h.drain();
     h.run_until(Duration::ZERO);
