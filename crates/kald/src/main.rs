@@ -44,6 +44,9 @@ enum Command {
     /// Check, simulate or draw IVR flow files.
     #[command(subcommand)]
     Flow(flow_cli::FlowCommand),
+    /// Check the configuration file (kald.toml) before saving it over the one kald runs with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check the recordings policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -53,6 +56,43 @@ enum Command {
     /// Check the audit log's hash chain (exit 1 if a row was altered or removed).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the configuration as `kald serve` would (same flags) and say what it holds, or
+    /// the first problem as file:line:col: message (exit 1). A running kald reloads the
+    /// queues, agents and users of a changed file by itself.
+    Check(config::Flags),
+}
+
+/// `kald config check`.
+fn config_check(flags: &config::Flags) -> bool {
+    match config::Config::load(flags) {
+        Ok(c) => {
+            let exists = c.file.exists();
+            println!(
+                "{}: ok{}: {} queues, {} agents, {} other users, {} trunks; SIP {}, web {}",
+                c.file.display(),
+                if exists {
+                    ""
+                } else {
+                    " (no such file: defaults)"
+                },
+                c.centre.queues.len(),
+                c.centre.agents.len(),
+                c.centre.users.len(),
+                c.trunks.len(),
+                c.sip_listen,
+                c.http_listen,
+            );
+            true
+        }
+        Err(e) => {
+            println!("{e:#}");
+            false
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -189,6 +229,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(flags) => serve(&flags).map(|()| true),
         Command::Flow(cmd) => flow_cli::run(cmd),
+        Command::Config(ConfigCommand::Check(flags)) => Ok(config_check(&flags)),
         Command::Policy(PolicyCommand::Check { file }) => Ok(policy_check(file)),
         Command::Recording(RecordingCommand::Export { file, out, keys }) => {
             recording_export(&file, &out, keys)
