@@ -236,14 +236,15 @@ async fn load_items(src: &RecordsSource, items: Vec<AccessItem>) -> Result<Vec<L
 fn view(src: &RecordsSource, r: &StoredAccessRequest, items: &[AccessItem]) -> AccessRequestView {
     let request = model(r);
     let today: Date = (src.clock)().date();
-    let deadline = request.deadline(&src.deadlines);
+    let days = src.deadlines();
+    let deadline = request.deadline(&days);
     let left = if today <= deadline {
-        i64::from(src.deadlines.working_days_between(today, deadline))
+        i64::from(days.working_days_between(today, deadline))
     } else {
-        -i64::from(src.deadlines.working_days_between(deadline, today))
+        -i64::from(days.working_days_between(deadline, today))
     };
     let reminder = request
-        .reminders(today, &src.deadlines)
+        .reminders(today, &days)
         .first()
         .map(|r| match r.kind {
             ReminderKind::DueSoon { .. } => "due-soon".to_owned(),
@@ -637,7 +638,7 @@ pub(crate) async fn extend(
         .parse()
         .map_err(|_| ApiError::Invalid("until is YYYY-MM-DD"))?;
     let mut m = model(&r);
-    m.extend(until, &body.reason, &src.deadlines)
+    m.extend(until, &body.reason, &src.deadlines())
         .map_err(|e| ApiError::InvalidText(e.to_string()))?;
     src.audit(
         &caller,
@@ -854,7 +855,7 @@ pub(crate) async fn records_metrics(src: &RecordsSource) -> String {
     };
     let today = (src.clock)().date();
     let (mut due_soon, mut overdue) = (0u64, 0u64);
-    for reminder in reminders(&requests, today, &src.deadlines) {
+    for reminder in reminders(&requests, today, &src.deadlines()) {
         match reminder.kind {
             ReminderKind::DueSoon { .. } => due_soon += 1,
             ReminderKind::Overdue { .. } => overdue += 1,

@@ -59,8 +59,6 @@ pub struct RecordsSource {
     pub journal_targets: Vec<JournalTarget>,
     /// Wakes the journaliser after a new export is queued.
     pub journal_nudge: Option<Arc<tokio::sync::Notify>>,
-    /// Working days and reminders of access-request deadlines.
-    pub deadlines: DeadlineParams,
     /// The clock.
     pub clock: ClockFn,
 }
@@ -96,6 +94,11 @@ impl AppState {
 }
 
 impl RecordsSource {
+    /// Working days and reminders of access-request deadlines, as the policy says now.
+    pub(crate) fn deadlines(&self) -> DeadlineParams {
+        (self.policy)().access_requests.clone()
+    }
+
     /// What the policy says about `caller` doing `permission`.
     pub(crate) fn access(&self, caller: &Caller, permission: Permission) -> Access {
         (self.policy)().access(policy_role(caller.role), permission)

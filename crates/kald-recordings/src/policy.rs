@@ -21,7 +21,9 @@ use jiff::{Span, Timestamp};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::access::DeadlineParams;
 use crate::diag::{did_you_mean, file_error, friendly_message, Diagnostic, Report};
+use kald_core::calendar::CustomaryClosing;
 
 /// The policy file shipped in `recordings-policy/policy.toml`; [`Policy::default`] equals it.
 pub const DEFAULT_POLICY_TOML: &str = include_str!("../../../recordings-policy/policy.toml");
@@ -344,6 +346,9 @@ pub struct Policy {
     pub keys: CallerKeys,
     /// What each role may do; a role not in the map may do nothing.
     roles: BTreeMap<Role, Grants>,
+    /// Which days count as working days for access requests' deadlines, and when to remind
+    /// (`[access_requests]`; the defaults when the table is left out).
+    pub access_requests: DeadlineParams,
     /// Things in the file that load but look like mistakes (empty for the default policy).
     pub warnings: Vec<Diagnostic>,
 }
@@ -407,6 +412,7 @@ impl Default for Policy {
                 ),
                 (Role::Administrator, grants(&[ReadAudit], &[])),
             ]),
+            access_requests: DeadlineParams::default(),
             warnings: Vec::new(),
         }
     }
@@ -433,6 +439,11 @@ impl Policy {
         };
         let retention = raw.retention.into_inner().build(&mut report);
         let keys = raw.keys.into_inner().build(&mut report);
+        let access_requests = raw
+            .access_requests
+            .map_or_else(DeadlineParams::default, |table| {
+                table.into_inner().build(&mut report)
+            });
         let mut roles = BTreeMap::new();
         for (name, grants) in raw.roles.unwrap_or_default() {
             let span = name.span();
@@ -461,6 +472,7 @@ impl Policy {
             retention,
             keys,
             roles,
+            access_requests,
             warnings: report.finish(),
         })
     }
@@ -503,6 +515,92 @@ struct RawPolicy {
     keys: Spanned<RawKeys>,
     /// Not wrapped in `Spanned`: toml 0.8 cannot give spans to keys inside a spanned map.
     roles: Option<BTreeMap<Spanned<String>, Spanned<RawRole>>>,
+    access_requests: Option<Spanned<RawAccessRequests>>,
+}
+
+/// `[access_requests]`, as written; every key may be left out (the default applies).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessRequests {
+    closed_customary: Option<Vec<Spanned<String>>>,
+    closed_days: Option<Vec<Spanned<toml::Value>>>,
+    reminder_days: Option<Vec<Spanned<i64>>>,
+    gdpr_next_working_day: Option<bool>,
+}
+
+/// The names of the customary closing days in `closed_customary`.
+const CUSTOMARY_NAMES: [(&str, CustomaryClosing); 3] = [
+    ("grundlovsdag", CustomaryClosing::ConstitutionDay),
+    ("juleaftensdag", CustomaryClosing::ChristmasEve),
+    ("nytaarsaftensdag", CustomaryClosing::NewYearsEve),
+];
+
+/// The most working days ahead a reminder may come.
+const MAX_REMINDER_DAYS: i64 = 30;
+
+impl RawAccessRequests {
+    fn build(self, report: &mut Report<'_>) -> DeadlineParams {
+        let mut params = DeadlineParams::default();
+        if let Some(names) = self.closed_customary {
+            params.customary_closings.clear();
+            for name in names {
+                match CUSTOMARY_NAMES.iter().find(|(n, _)| *n == name.get_ref()) {
+                    Some((_, day)) if params.customary_closings.contains(day) => report.error(
+                        name.span(),
+                        format!("closed_customary: '{}' is listed twice", name.get_ref()),
+                    ),
+                    Some((_, day)) => params.customary_closings.push(*day),
+                    None => report.error(
+                        name.span(),
+                        format!(
+                            "closed_customary: '{}' is not a customary closing day{}; they are {}",
+                            name.get_ref(),
+                            did_you_mean(name.get_ref(), CUSTOMARY_NAMES.map(|(n, _)| n)),
+                            CUSTOMARY_NAMES.map(|(n, _)| n).join(", ")
+                        ),
+                    ),
+                }
+            }
+        }
+        for day in self.closed_days.unwrap_or_default() {
+            let date = match day.get_ref() {
+                toml::Value::String(text) => text.parse::<jiff::civil::Date>().ok(),
+                toml::Value::Datetime(dt) => dt.to_string().parse::<jiff::civil::Date>().ok(),
+                _ => None,
+            };
+            match date {
+                Some(date) => params.extra_closed.push(date),
+                None => report.error(
+                    day.span(),
+                    "closed_days: write each day as a date, e.g. 2027-05-07",
+                ),
+            }
+        }
+        params.extra_closed.sort_unstable();
+        params.extra_closed.dedup();
+        if let Some(days) = self.reminder_days {
+            params.reminder_days.clear();
+            for day in days {
+                match u32::try_from(*day.get_ref()) {
+                    Ok(n) if i64::from(n) <= MAX_REMINDER_DAYS => params.reminder_days.push(n),
+                    _ => report.error(
+                        day.span(),
+                        format!(
+                            "reminder_days: {} is not a number of working days from 0 (the \
+                             deadline itself) to {MAX_REMINDER_DAYS}",
+                            day.get_ref()
+                        ),
+                    ),
+                }
+            }
+            params.reminder_days.sort_unstable_by(|a, b| b.cmp(a));
+            params.reminder_days.dedup();
+        }
+        if let Some(next) = self.gdpr_next_working_day {
+            params.gdpr_next_working_day = next;
+        }
+        params
+    }
 }
 
 /// `[retention]`, as written.
@@ -722,6 +820,78 @@ mod tests {
         assert_eq!(loaded, Policy::default());
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         assert_eq!(Policy::parse("x", DEFAULT_POLICY_TOML).unwrap(), loaded);
+    }
+
+    #[test]
+    fn access_request_days_are_read_and_checked() {
+        // Left out: the defaults.
+        let start = DEFAULT_POLICY_TOML.find("[access_requests]").unwrap();
+        let without = &DEFAULT_POLICY_TOML[..start];
+        assert_eq!(
+            Policy::parse("p", without).unwrap().access_requests,
+            DeadlineParams::default()
+        );
+
+        let text = edited(
+            "closed_customary = [\"grundlovsdag\", \"juleaftensdag\", \"nytaarsaftensdag\"]",
+            "closed_customary = [\"juleaftensdag\"]",
+        )
+        .replace(
+            "closed_days = []",
+            "closed_days = [2027-05-07, \"2027-05-07\", 2026-12-28]",
+        )
+        .replace("reminder_days = [2, 0]", "reminder_days = [0, 5, 2]")
+        .replace(
+            "gdpr_next_working_day = false",
+            "gdpr_next_working_day = true",
+        );
+        let p = Policy::parse("p", &text).unwrap();
+        let date = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
+        assert_eq!(
+            p.access_requests,
+            DeadlineParams {
+                customary_closings: vec![CustomaryClosing::ChristmasEve],
+                extra_closed: vec![date("2026-12-28"), date("2027-05-07")],
+                gdpr_next_working_day: true,
+                reminder_days: vec![5, 2, 0],
+            }
+        );
+        // The closed Friday is no working day; Grundlovsdag now is (a Saturday in 2027, so
+        // 2026's Friday 5 June).
+        assert!(!p.access_requests.is_working_day(date("2027-05-07")));
+        assert!(p.access_requests.is_working_day(date("2026-06-05")));
+
+        // Mistakes point at the value.
+        for (from, to, needle, message) in [
+            (
+                "closed_customary = [\"grundlovsdag\", \"juleaftensdag\", \"nytaarsaftensdag\"]",
+                "closed_customary = [\"grundlovdag\"]",
+                "grundlovdag",
+                "did you mean 'grundlovsdag'",
+            ),
+            (
+                "closed_days = []",
+                "closed_days = [\"7 May\"]",
+                "7 May",
+                "write each day as a date",
+            ),
+            (
+                "reminder_days = [2, 0]",
+                "reminder_days = [2, 31]",
+                "31",
+                "from 0 (the deadline itself) to 30",
+            ),
+        ] {
+            let text = edited(from, to);
+            let errs = errors(&text);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let line = line_of(&text, needle);
+            assert!(
+                errs[0].starts_with(&format!("policy.toml:{line}:")),
+                "{errs:?}"
+            );
+            assert!(errs[0].contains(message), "{errs:?}");
+        }
     }
 
     #[test]

@@ -409,7 +409,6 @@ fn records_source(
         case_number: Some(journal.case_number_pattern.clone()),
         journal_targets: journal.targets(),
         journal_nudge: Some(journal_handle.notify()),
-        deadlines: kald_recordings::DeadlineParams::default(),
         clock: std::sync::Arc::new(move || clock.now()),
     }
 }

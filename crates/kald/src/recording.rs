@@ -597,8 +597,6 @@ pub(crate) async fn sweeper(
     clock: crate::clock::Clock,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    // The same working-day rules as the records API (crate::records_source).
-    let deadlines = kald_recordings::DeadlineParams::default();
     let mut reminded: Option<jiff::civil::Date> = None;
     loop {
         if let Ok(p) = Policy::load(&policy_path) {
@@ -609,7 +607,8 @@ pub(crate) async fn sweeper(
         }
         let today = clock.now().date();
         if reminded != Some(today) {
-            match remind_access_requests(&store, today, &deadlines).await {
+            // The policy's working days, as the records API uses them.
+            match remind_access_requests(&store, today, &policy.access_requests).await {
                 Ok(_) => reminded = Some(today),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot check the access requests' deadlines; tried again later");

@@ -920,7 +920,6 @@ pub async fn fake_records() -> Fake {
         ),
         journal_targets: vec![kald_store::JournalTarget::Folder],
         journal_nudge: None,
-        deadlines: Default::default(),
         clock: Arc::new(move || now.clone()),
     });
     let shutdown = CancellationToken::new();
