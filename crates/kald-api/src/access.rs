@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -28,7 +28,7 @@ use kald_store::{
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson};
 use crate::model::ErrorBody;
-use crate::records::{decrypt_wav, rfc3339, store_error, RecordsSource};
+use crate::records::{measure_wav, rfc3339, store_error, MeasuredWav, RecordsSource};
 use crate::records_model::{
     AccessItemView, AccessRequestDetail, AccessRequestView, DecisionBody, ExtendBody,
     NewAccessRequestBody, NewItem,
@@ -737,7 +737,7 @@ pub(crate) async fn archive(
     }
     let _ = m.mark_reviewed(&review);
     let mut decided: Vec<(FoundItem, Decision)> = Vec::with_capacity(loaded.len());
-    let mut audio: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut audio: Vec<(String, MeasuredWav)> = Vec::new();
     for l in &loaded {
         let Some(d) = l.item.decision.as_ref().map(decision) else {
             return Err(ApiError::Internal);
@@ -747,7 +747,7 @@ pub(crate) async fn archive(
                 Decision::ReleaseMuted { ranges } => ranges.clone(),
                 _ => Vec::new(),
             };
-            let wav = decrypt_wav(src, rec, muted).await?;
+            let wav = measure_wav(src, rec, muted, true).await?;
             let name = format!(
                 "lyd/{:02}-{}-{}.wav",
                 l.found.id.0,
@@ -765,6 +765,22 @@ pub(crate) async fn archive(
         decided.push((l.found.clone(), d));
     }
     let index = index_text(&m, &decided, None);
+    let mut entries = vec![crate::zipstream::Entry {
+        name: "indeks.txt".into(),
+        size: index.len() as u64,
+        crc: crc32fast::hash(index.as_bytes()),
+    }];
+    for (name, wav) in &audio {
+        entries.push(crate::zipstream::Entry {
+            name: name.clone(),
+            size: wav.size,
+            crc: wav.crc.ok_or(ApiError::Internal)?,
+        });
+    }
+    // Entries dated now, in the centre's local time (as the index is).
+    let plan = crate::zipstream::Plan::new(entries, (src.clock)().datetime())
+        .map_err(|e| ApiError::Refused(e.to_string()))?;
+    let length = plan.len();
     src.audit(
         &caller,
         "access-request-export",
@@ -777,19 +793,27 @@ pub(crate) async fn archive(
         Some(&r.cpr),
     )
     .await?;
-    let zip = tokio::task::spawn_blocking(move || build_zip(&index, &audio))
-        .await
-        .map_err(|_| ApiError::Internal)??;
     if r.state != AccessState::Answered && r.state != AccessState::Closed {
         src.store
             .set_access_state(id, AccessState::Answered, &caller.login, src.now())
             .await
             .map_err(store_error)?;
     }
+    // Streamed: the WAVs are decrypted again as the archive goes out, one piece at a time.
+    let zip = crate::stream::blocking_body("access-request archive", move |out| {
+        plan.write(out, |i, w| match i.checked_sub(1) {
+            None => w.write_all(index.as_bytes()),
+            Some(n) => {
+                let wav = &audio.get(n).ok_or(std::io::ErrorKind::InvalidInput)?.1;
+                std::io::copy(&mut wav.stream()?, w).map(drop)
+            }
+        })
+    });
     let disposition = format!("attachment; filename=\"aktindsigt-{id}.zip\"");
     Ok((
         [
             (CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+            (CONTENT_LENGTH, HeaderValue::from(length)),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
             (
                 CONTENT_DISPOSITION,
@@ -799,27 +823,6 @@ pub(crate) async fn archive(
         zip,
     )
         .into_response())
-}
-
-/// The ZIP of the index and the audio files (stored: WAV hardly compresses).
-fn build_zip(index: &str, audio: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ApiError> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o600);
-    let fail = |error: &dyn std::fmt::Display| {
-        tracing::error!(%error, "cannot build an access-request archive");
-        ApiError::Internal
-    };
-    zip.start_file("indeks.txt", options)
-        .map_err(|e| fail(&e))?;
-    zip.write_all(index.as_bytes()).map_err(|e| fail(&e))?;
-    for (name, bytes) in audio {
-        zip.start_file(name.as_str(), options)
-            .map_err(|e| fail(&e))?;
-        zip.write_all(bytes).map_err(|e| fail(&e))?;
-    }
-    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
 }
 
 /// Today's reminders: the open requests due soon or overdue (for the records page and the

@@ -87,7 +87,9 @@ mod records_model;
 mod routes;
 mod state;
 mod stats;
+mod stream;
 mod view;
+mod zipstream;
 
 pub use access::reminders;
 pub use model::{

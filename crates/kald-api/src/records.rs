@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -607,13 +607,18 @@ pub(crate) async fn audio(
     let action = if query.download { "download" } else { "listen" };
     src.audit(&caller, action, &id, reason, recording.cpr.as_ref())
         .await?;
-    let wav = decrypt_wav(src, &recording, Vec::new()).await?;
+    let wav = measure_wav(src, &recording, Vec::new(), false).await?;
+    let length = wav.size;
+    let body = crate::stream::blocking_body("recording audio", move |out| {
+        std::io::copy(&mut wav.stream()?, out).map(drop)
+    });
     let mut response = (
         [
             (CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (CONTENT_LENGTH, HeaderValue::from(length)),
         ],
-        wav,
+        body,
     )
         .into_response();
     if query.download {
@@ -625,31 +630,86 @@ pub(crate) async fn audio(
     Ok(response)
 }
 
-/// The recording's audio as WAV bytes, `muted` ranges silenced (off the async threads).
-pub(crate) async fn decrypt_wav(
+/// A recording measured for streaming as a WAV: decrypted once whole (so a damaged file is a
+/// 500 before any byte is sent) and, when asked, its CRC-32 for a ZIP entry.
+pub(crate) struct MeasuredWav {
+    /// The encrypted file.
+    path: PathBuf,
+    /// Its keys.
+    keys: Arc<RecordingKeys>,
+    /// Silenced ranges.
+    muted: Vec<(std::time::Duration, std::time::Duration)>,
+    /// The WAV's length.
+    pub(crate) size: u64,
+    /// CRC-32 of the WAV's bytes, if measured.
+    pub(crate) crc: Option<u32>,
+}
+
+impl MeasuredWav {
+    /// The WAV's bytes, read from the file again (blocking).
+    pub(crate) fn stream(
+        &self,
+    ) -> std::io::Result<kald_recordings::WavStream<std::io::BufReader<std::fs::File>>> {
+        let reader = open_recording(&self.path, &self.keys)?;
+        kald_recordings::WavStream::muted(reader, self.size, &self.muted)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// Opens a recording file for decrypting (blocking).
+fn open_recording(
+    path: &std::path::Path,
+    keys: &RecordingKeys,
+) -> std::io::Result<kald_recordings::ChunkReader<std::io::BufReader<std::fs::File>>> {
+    let file = std::fs::File::open(path)?;
+    kald_recordings::ChunkReader::open(std::io::BufReader::new(file), keys)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// CRC-32 of what is written.
+struct CrcWriter(crc32fast::Hasher);
+
+impl std::io::Write for CrcWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Measures the recording's WAV, `muted` ranges silenced, off the async threads; with `crc`,
+/// a second pass computes its CRC-32.
+pub(crate) async fn measure_wav(
     src: &RecordsSource,
     recording: &Recording,
     muted: Vec<(std::time::Duration, std::time::Duration)>,
-) -> Result<Vec<u8>, ApiError> {
-    let path = src.recordings_dir.join(&recording.file);
-    let keys = Arc::clone(&src.keys);
+    crc: bool,
+) -> Result<MeasuredWav, ApiError> {
+    let mut wav = MeasuredWav {
+        path: src.recordings_dir.join(&recording.file),
+        keys: Arc::clone(&src.keys),
+        muted,
+        size: 0,
+        crc: None,
+    };
     let id = recording.id.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
-        let file = std::fs::File::open(&path).map_err(|error| {
-            tracing::error!(recording = %id, %error, "cannot open a recording's file");
-            ApiError::Internal
-        })?;
-        let reader = kald_recordings::ChunkReader::open(std::io::BufReader::new(file), &keys)
-            .map_err(|error| {
-                tracing::error!(recording = %id, %error, "cannot open a recording");
-                ApiError::Internal
-            })?;
-        let mut out = std::io::Cursor::new(Vec::new());
-        kald_recordings::export_wav_muted(reader, &mut out, &muted).map_err(|error| {
+    tokio::task::spawn_blocking(move || -> Result<MeasuredWav, ApiError> {
+        let failed = |error: &dyn std::fmt::Display| {
             tracing::error!(recording = %id, %error, "cannot decrypt a recording");
             ApiError::Internal
-        })?;
-        Ok(out.into_inner())
+        };
+        let reader = open_recording(&wav.path, &wav.keys).map_err(|e| failed(&e))?;
+        wav.size = kald_recordings::wav_size(reader).map_err(|e| failed(&e))?.0;
+        if crc {
+            let mut hasher = CrcWriter(crc32fast::Hasher::new());
+            std::io::copy(&mut wav.stream().map_err(|e| failed(&e))?, &mut hasher)
+                .map_err(|e| failed(&e))?;
+            wav.crc = Some(hasher.0.finalize());
+        }
+        Ok(wav)
     })
     .await
     .map_err(|_| ApiError::Internal)?

@@ -44,7 +44,15 @@ async fn bytes(fake: &Fake, path: &str, token: &str) -> (StatusCode, Vec<u8>) {
         .await
         .unwrap();
     let status = response.status();
+    let length = response
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
     let body = response.into_body().collect().await.unwrap().to_bytes();
+    // Audio and archives are streamed with their length announced first: it must be right.
+    if status == StatusCode::OK {
+        assert_eq!(length, Some(body.len()), "Content-Length of {path}");
+    }
     (status, body.to_vec())
 }
 

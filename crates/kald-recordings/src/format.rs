@@ -735,18 +735,7 @@ pub fn export_wav_muted<R: Read, W: Write + Seek>(
     writer: W,
     ranges: &[(Duration, Duration)],
 ) -> Result<ExportInfo, FormatError> {
-    // Muted ranges as half-open ranges of sample indices (per channel).
-    let mut muted_ranges: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
-    for &(start, end) in ranges {
-        if end < start {
-            return Err(FormatError::BadRange);
-        }
-        let first = start.as_nanos().div_ceil(SAMPLE_NANOS);
-        let past = end.as_nanos().div_ceil(SAMPLE_NANOS);
-        if first < past {
-            muted_ranges.push((first, past));
-        }
-    }
+    let muted_ranges = sample_ranges(ranges)?;
     let spec = hound::WavSpec {
         channels: CHANNELS,
         sample_rate: SAMPLE_RATE,
@@ -810,11 +799,26 @@ pub struct WavStream<R: Read> {
     offset: usize,
     /// Sample bytes still to come, by the header.
     data_left: u64,
+    /// Half-open ranges of stereo sample indices to silence (see [`export_wav_muted`]).
+    muted: Vec<(u128, u128)>,
+    /// The index of the next stereo sample.
+    index: u128,
 }
 
 impl<R: Read> WavStream<R> {
     /// Streams `reader` as a WAV of `size` bytes (from [`wav_size`]).
     pub fn new(reader: ChunkReader<R>, size: u64) -> Result<Self, FormatError> {
+        Self::muted(reader, size, &[])
+    }
+
+    /// Like [`new`](Self::new), with silence in the given time ranges: the bytes
+    /// [`export_wav_muted`] writes.
+    pub fn muted(
+        reader: ChunkReader<R>,
+        size: u64,
+        ranges: &[(Duration, Duration)],
+    ) -> Result<Self, FormatError> {
+        let muted = sample_ranges(ranges)?;
         let data = size
             .checked_sub(WAV_HEADER_LEN)
             .filter(|data| data % 4 == 0)
@@ -840,6 +844,8 @@ impl<R: Read> WavStream<R> {
             pending: header,
             offset: 0,
             data_left: data,
+            muted,
+            index: 0,
         })
     }
 
@@ -850,8 +856,17 @@ impl<R: Read> WavStream<R> {
         self.offset = 0;
         match self.reader.next_chunk() {
             Ok(Some(samples)) => {
-                for sample in samples {
-                    self.pending.extend_from_slice(&sample.to_le_bytes());
+                for pair in samples.chunks_exact(usize::from(CHANNELS)) {
+                    let index = self.index;
+                    let silent = self
+                        .muted
+                        .iter()
+                        .any(|&(first, past)| first <= index && index < past);
+                    for &sample in pair {
+                        let sample = if silent { 0 } else { sample };
+                        self.pending.extend_from_slice(&sample.to_le_bytes());
+                    }
+                    self.index += 1;
                 }
                 let len = self.pending.len() as u64;
                 self.data_left = self
@@ -880,6 +895,23 @@ impl<R: Read> Read for WavStream<R> {
         self.offset += n;
         Ok(n)
     }
+}
+
+/// Muted time ranges as half-open ranges of stereo sample indices: the sample at time `t` (a
+/// multiple of 1/8000 s) is muted when `start ≤ t < end`. Empty ranges are dropped.
+fn sample_ranges(ranges: &[(Duration, Duration)]) -> Result<Vec<(u128, u128)>, FormatError> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for &(start, end) in ranges {
+        if end < start {
+            return Err(FormatError::BadRange);
+        }
+        let first = start.as_nanos().div_ceil(SAMPLE_NANOS);
+        let past = end.as_nanos().div_ceil(SAMPLE_NANOS);
+        if first < past {
+            out.push((first, past));
+        }
+    }
+    Ok(out)
 }
 
 /// Copies a recording into a new file sealed with the current key of `keys` — to retire an
@@ -1491,6 +1523,35 @@ mod tests {
                 assert!(got == expected, "piece {piece}");
             }
         }
+
+        // Muted: the bytes export_wav_muted writes.
+        let ms = Duration::from_millis;
+        let ranges = [
+            (ms(500), ms(1000)),
+            (Duration::from_micros(2_900_060), ms(9_000)),
+        ];
+        let mut expected = Cursor::new(Vec::new());
+        export_wav_muted(
+            ChunkReader::open(&long[..], &keys).unwrap(),
+            &mut expected,
+            &ranges,
+        )
+        .unwrap();
+        let (size, _) = wav_size(ChunkReader::open(&long[..], &keys).unwrap()).unwrap();
+        let mut got = Vec::new();
+        WavStream::muted(ChunkReader::open(&long[..], &keys).unwrap(), size, &ranges)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert!(got == expected.into_inner());
+        assert!(matches!(
+            WavStream::muted(
+                ChunkReader::open(&long[..], &keys).unwrap(),
+                size,
+                &[(ms(2), ms(1))]
+            ),
+            Err(FormatError::BadRange)
+        ));
 
         // A size that disagrees with the file (it changed between the passes) fails the read;
         // impossible sizes fail at once.
