@@ -273,17 +273,36 @@ fn parse_overload(s: &str) -> Result<OverloadAction, String> {
 }
 
 impl Config {
-    /// Read the file (if any) and apply the flags.
-    pub(crate) fn load(flags: &Flags) -> anyhow::Result<Self> {
-        let (file, explicit) = match &flags.config {
+    /// The configuration file the flags name: `--config`, else `kald.toml` (which may not
+    /// exist); and whether it was named explicitly.
+    pub(crate) fn file_of(flags: &Flags) -> (PathBuf, bool) {
+        match &flags.config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from("kald.toml"), false),
-        };
+        }
+    }
+
+    /// Read the file (if any) and apply the flags.
+    pub(crate) fn load(flags: &Flags) -> anyhow::Result<Self> {
+        let (file, explicit) = Self::file_of(flags);
         let fc = if file.exists() || explicit {
             read_file(&file)?
         } else {
             FileConfig::default()
         };
+        Self::build(flags, file, fc)
+    }
+
+    /// The configuration from `text`, the file's contents as already read (a reload compares
+    /// the text it loads), with the flags applied.
+    pub(crate) fn from_text(flags: &Flags, text: &str) -> anyhow::Result<Self> {
+        let (file, _) = Self::file_of(flags);
+        let fc = parse_file(&file, text)?;
+        Self::build(flags, file, fc)
+    }
+
+    /// Applies the flags over the file's values and checks the result.
+    fn build(flags: &Flags, file: PathBuf, fc: FileConfig) -> anyhow::Result<Self> {
         let media = flags
             .media_ports
             .clone()
@@ -435,7 +454,12 @@ fn check_centre(c: Centre) -> anyhow::Result<Centre> {
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    parse_file(path, &text)
+}
+
+/// Parses the configuration file's text; errors name `path:line:col`.
+fn parse_file(path: &Path, text: &str) -> anyhow::Result<FileConfig> {
+    toml::from_str(text).map_err(|e| {
         let at = e
             .span()
             .map(|s| {

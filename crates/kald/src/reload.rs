@@ -1,12 +1,14 @@
 //! Reloading `kald.toml` while kald runs.
 //!
 //! Operators change agents, skills and queues during the day. Every couple of seconds the SIP
-//! loop asks [`ConfigWatch::changed`] whether the file changed; if it did and loads, the
+//! loop asks [`ConfigWatch::changed`] whether the file changed; once a change has stayed the
+//! same for one more look (an editor may write a file in several steps) and loads, the
 //! contact centre (`[[queue]]`, `[[agent]]`, `[[user]]`) and `transfer_allowlist` take effect
 //! at once ([`crate::calls::Calls::set_centre`], and the API's users), and any other setting
 //! that changed is named in a warning: it waits for the next restart (sockets, database, keys
 //! and the like cannot change under running calls). A file that does not load is rejected with
-//! its `file:line:col` and reason, logged once, and the configuration in use stays.
+//! its `file:line:col` and reason, logged once, and the configuration in use stays; so does a
+//! file that is gone or empty (never a reason to log every agent out).
 
 use std::path::PathBuf;
 
@@ -23,6 +25,8 @@ pub(crate) struct ConfigWatch {
     file: PathBuf,
     /// Its text when last looked at (`None`: missing).
     text: Option<String>,
+    /// Whether `text` differs from what is in use and waits to be seen once more.
+    settling: bool,
     /// Its text when last loaded (what is in use), for telling what changed.
     in_use: Option<String>,
 }
@@ -36,19 +40,31 @@ impl ConfigWatch {
             file: config.file.clone(),
             in_use: text.clone(),
             text,
+            settling: false,
         }
     }
 
     /// The newly loaded configuration and the settings in it that wait for a restart, when
-    /// the file changed since the last look and loads; `None` when it did not change, or did
-    /// not load (logged, once per change).
+    /// the file changed and then stayed the same for one more look, and loads; `None`
+    /// otherwise (a file that does not load is logged, once per change).
     pub(crate) fn changed(&mut self) -> Option<(Config, Vec<String>)> {
         let text = std::fs::read_to_string(&self.file).ok();
-        if text == self.text {
+        if text != self.text {
+            // Changed since the last look: wait for it to settle.
+            self.text = text;
+            self.settling = self.text != self.in_use;
             return None;
         }
-        self.text.clone_from(&text);
-        match Config::load(&self.flags) {
+        if !self.settling {
+            return None;
+        }
+        self.settling = false;
+        let loaded = match text.as_deref().map(str::trim) {
+            None => Err(anyhow::anyhow!("{} is gone", self.file.display())),
+            Some("") => Err(anyhow::anyhow!("{} is empty", self.file.display())),
+            Some(_) => Config::from_text(&self.flags, text.as_deref().unwrap_or_default()),
+        };
+        match loaded {
             Ok(config) => {
                 let later = restart_only_changes(self.in_use.as_deref(), text.as_deref());
                 self.in_use = text;
@@ -121,12 +137,14 @@ skills = { sygedagpenge = 1 }
         let mut watch = ConfigWatch::new(&config);
         assert!(watch.changed().is_none(), "unchanged");
 
-        // A new agent and a changed allow-list apply; nothing waits for a restart.
+        // A new agent and a changed allow-list apply, once the file stayed the same for one
+        // more look; nothing waits for a restart.
         let more = format!(
             "{BASE}\n[[agent]]\nlogin = \"dora\"\nname = \"Dora\"\npassword = \"secret-pass-2\"\n"
         )
         .replace("+4511111111", "+4522222222");
         std::fs::write(&file, &more).unwrap();
+        assert!(watch.changed().is_none(), "settling");
         let (config, later) = watch.changed().unwrap();
         assert_eq!(
             config
@@ -144,18 +162,45 @@ skills = { sygedagpenge = 1 }
         // A broken file is refused (and reported once); the next good one is compared with
         // what is in use, so the SIP address and the registrar wait for a restart.
         std::fs::write(&file, format!("{more}\n[[agent]\n")).unwrap();
-        assert!(watch.changed().is_none());
-        assert!(watch.changed().is_none());
+        for _ in 0..3 {
+            assert!(watch.changed().is_none());
+        }
         let moved = more
             .replace("127.0.0.1:5060", "127.0.0.1:5070")
             .replace("127.0.0.0/8", "10.0.0.0/8");
         std::fs::write(&file, &moved).unwrap();
+        assert!(watch.changed().is_none(), "settling");
         let (_, later) = watch.changed().unwrap();
         assert_eq!(later, ["registrar", "sip_listen"]);
 
         // A file that parses but fails a check is refused too.
         std::fs::write(&file, format!("{moved}\n[[agent]]\nlogin = \"anna\"\nname = \"Anna 2\"\npassword = \"secret-pass-3\"\n")).unwrap();
+        for _ in 0..3 {
+            assert!(watch.changed().is_none());
+        }
+
+        // An editor truncates the file and writes it again: the empty file in between is seen
+        // once and never applied; an empty or missing file that stays is refused too.
+        std::fs::write(&file, "").unwrap();
         assert!(watch.changed().is_none());
+        std::fs::write(&file, &moved).unwrap();
+        assert!(watch.changed().is_none());
+        assert!(
+            watch.changed().is_none(),
+            "back to the file in use: nothing to do"
+        );
+        for gone in [Some(""), Some("  \n"), None] {
+            match gone {
+                Some(text) => std::fs::write(&file, text).unwrap(),
+                None => std::fs::remove_file(&file).unwrap(),
+            }
+            for _ in 0..3 {
+                assert!(watch.changed().is_none());
+            }
+        }
+        std::fs::write(&file, &moved).unwrap();
+        assert!(watch.changed().is_none());
+        assert!(watch.changed().is_none(), "the file in use again");
     }
 
     #[test]
