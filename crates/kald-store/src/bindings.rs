@@ -3,7 +3,8 @@
 //! A phone registers for up to an hour, so after a restart kald would not know where to ring
 //! an agent until the phone refreshes. kald saves its UDP bindings now and then as a snapshot
 //! ([`Store::replace_sip_bindings`]) and restores the unexpired ones at start
-//! ([`Store::sip_bindings`]).
+//! ([`Store::sip_bindings`]). Each kald saves under its own `instance` name (its SIP address),
+//! so several on one database do not overwrite each other's.
 
 use std::net::SocketAddr;
 
@@ -67,22 +68,28 @@ impl RawBinding {
 }
 
 impl Store {
-    /// Replaces the saved bindings with `rows`, in one transaction (a snapshot of the
-    /// registrar; two rows of one agent and contact keep the later).
-    pub async fn replace_sip_bindings(&self, rows: &[SipBindingRow]) -> Result<(), StoreError> {
+    /// Replaces the bindings saved by `instance` with `rows`, in one transaction (a snapshot
+    /// of its registrar; two rows of one agent and contact keep the later).
+    pub async fn replace_sip_bindings(
+        &self,
+        instance: &str,
+        rows: &[SipBindingRow],
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "save the SIP bindings";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(query(ACTION))?;
-            sqlx::query("DELETE FROM sip_bindings")
+            sqlx::query("DELETE FROM sip_bindings WHERE instance = $1")
+                .bind(instance)
                 .execute(&mut *tx)
                 .await
                 .map_err(query(ACTION))?;
             for row in rows {
                 sqlx::query(
                     "INSERT INTO sip_bindings \
-                     (agent_id, contact, call_id, cseq, remote, local, expires_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (agent_id, contact) DO UPDATE SET call_id = excluded.call_id, \
+                     (agent_id, contact, call_id, cseq, remote, local, expires_us, instance) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (instance, agent_id, contact) DO UPDATE SET \
+                     call_id = excluded.call_id, \
                      cseq = excluded.cseq, remote = excluded.remote, local = excluded.local, \
                      expires_us = excluded.expires_us",
                 )
@@ -93,6 +100,7 @@ impl Store {
                 .bind(row.remote.to_string())
                 .bind(row.local.to_string())
                 .bind(micros(row.expires))
+                .bind(instance)
                 .execute(&mut *tx)
                 .await
                 .map_err(query(ACTION))?;
@@ -101,18 +109,28 @@ impl Store {
         })
     }
 
-    /// The saved bindings still valid at `now`, by agent and contact.
-    pub async fn sip_bindings(&self, now: Timestamp) -> Result<Vec<SipBindingRow>, StoreError> {
+    /// The bindings `instance` saved that are still valid at `now`, by agent and contact. A
+    /// row that cannot be read is left out (this is a cache: the phone registers again).
+    pub async fn sip_bindings(
+        &self,
+        instance: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SipBindingRow>, StoreError> {
         let raw: Vec<RawBinding> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT agent_id, contact, call_id, cseq, remote, local, expires_us \
-                 FROM sip_bindings WHERE expires_us > $1 ORDER BY agent_id, contact",
+                 FROM sip_bindings WHERE instance = $1 AND expires_us > $2 \
+                 ORDER BY agent_id, contact",
             )
+            .bind(instance)
             .bind(micros(now))
             .fetch_all(pool)
             .await
             .map_err(query("read the SIP bindings"))?
         });
-        raw.into_iter().map(RawBinding::into_row).collect()
+        Ok(raw
+            .into_iter()
+            .filter_map(|raw| raw.into_row().ok())
+            .collect())
     }
 }

@@ -3305,24 +3305,28 @@ async fn sip_bindings_snapshot(db: &TestDb) {
         local: "[::1]:5060".parse().unwrap(),
         expires: at(expires),
     };
-    assert_eq!(store.sip_bindings(at(0)).await.unwrap(), vec![]);
+    assert_eq!(store.sip_bindings("a", at(0)).await.unwrap(), vec![]);
     let first = vec![
         row("bo", "sip:bo@127.0.0.2:5070", 5070, 500),
         row("anna", "sip:anna@127.0.0.2:5062", 5062, 900),
         row("anna", "sip:anna@127.0.0.2:5064", 5064, 100),
     ];
-    store.replace_sip_bindings(&first).await.unwrap();
+    store.replace_sip_bindings("a", &first).await.unwrap();
+    // Another kald on the same database keeps its own.
+    let theirs = vec![row("bo", "sip:bo@127.0.0.2:5070", 5070, 800)];
+    store.replace_sip_bindings("b", &theirs).await.unwrap();
     assert_eq!(
-        store.sip_bindings(at(100)).await.unwrap(),
+        store.sip_bindings("a", at(100)).await.unwrap(),
         vec![first[1].clone(), first[0].clone()],
         "by agent and contact, the expired one left out"
     );
     // A new snapshot replaces the old: Bo's phone is gone, Anna's refreshed.
     let second = vec![row("anna", "sip:anna@127.0.0.2:5062", 5099, 3_600)];
-    store.replace_sip_bindings(&second).await.unwrap();
+    store.replace_sip_bindings("a", &second).await.unwrap();
     let again = db.reopen(keys()).await;
-    assert_eq!(again.sip_bindings(at(1_000)).await.unwrap(), second);
-    again.replace_sip_bindings(&[]).await.unwrap();
-    assert_eq!(again.sip_bindings(at(0)).await.unwrap(), vec![]);
+    assert_eq!(again.sip_bindings("a", at(1_000)).await.unwrap(), second);
+    again.replace_sip_bindings("a", &[]).await.unwrap();
+    assert_eq!(again.sip_bindings("a", at(0)).await.unwrap(), vec![]);
+    assert_eq!(again.sip_bindings("b", at(0)).await.unwrap(), theirs);
     again.close().await;
 }

@@ -368,7 +368,14 @@ fn serve(flags: &config::Flags) -> anyhow::Result<()> {
             clock.clone(),
             shutdown.clone(),
         ));
-        let saved_bindings = store.sip_bindings(clock.now().timestamp()).await.context("cannot read the saved SIP registrations")?;
+        // A cache: when it cannot be read, phones register again by themselves.
+        let saved_bindings = store
+            .sip_bindings(&config.sip_listen.to_string(), clock.now().timestamp())
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the saved SIP registrations; phones register again by themselves");
+                Vec::new()
+            });
         let result = sip::run(config, sockets, calls, reports, rec_reports, link, saved_bindings, shutdown.clone()).await;
         let _ = sweeper.await;
         shutdown.cancel();

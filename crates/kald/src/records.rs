@@ -69,7 +69,12 @@ pub(crate) enum StoreOp {
         by: String,
     },
     /// The registrar's bindings changed: the snapshot replaces the saved one.
-    SipBindings(Vec<kald_store::SipBindingRow>),
+    SipBindings {
+        /// The kald they belong to (its SIP address).
+        instance: String,
+        /// Every binding.
+        rows: Vec<kald_store::SipBindingRow>,
+    },
     /// The configured agents after a reload (their names and skills).
     Agents(Vec<kald_store::AgentRow>),
 }
@@ -427,7 +432,7 @@ impl StoreOp {
             | Self::RecordingClosed { .. }
             | Self::RecordingTruncated { .. } => "recording",
             Self::ConsentWithdrawn { .. } => "consent withdrawal",
-            Self::SipBindings(_) => "SIP registrations",
+            Self::SipBindings { .. } => "SIP registrations",
             Self::Agents(_) => "agents",
         }
     }
@@ -487,7 +492,7 @@ async fn write_one(
                 .map(|_| ())
         }
         StoreOp::QueueEvent(q) => append_queue_event(store, q).await,
-        StoreOp::SipBindings(rows) => store.replace_sip_bindings(rows).await,
+        StoreOp::SipBindings { instance, rows } => store.replace_sip_bindings(instance, rows).await,
         StoreOp::Agents(rows) => {
             for row in rows {
                 store.upsert_agent(row).await?;

@@ -70,8 +70,10 @@ pub(crate) struct ApiLink {
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const PUBLISH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// How often the registrar's bindings are saved (when they changed), so a restart keeps them.
+/// How often the registrar's bindings are saved when they changed, so a restart keeps them.
 const SAVE_BINDINGS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often they are saved anyway (a lost write is made good).
+const SAVE_BINDINGS_ANYWAY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Run the SIP endpoint until `shutdown` is cancelled. `saved_bindings` are the agents'
 /// registrations saved before the last stop, restored at once.
@@ -125,7 +127,7 @@ pub(crate) async fn run(
     let mut locals = LocalAddrs::new(bound);
     let mut next_conn = 1u64;
     restore_bindings(&mut endpoint, &calls, &mut locals, saved_bindings);
-    let mut bindings = BindingSaver::default();
+    let mut bindings = BindingSaver::new(config.sip_listen.to_string());
     let mut config_watch = crate::reload::ConfigWatch::new(&config);
     let mut bindings_at = Instant::now() + SAVE_BINDINGS_EVERY;
     let mut buf = vec![0u8; 65_535];
@@ -352,14 +354,26 @@ fn restore_bindings(
     );
 }
 
-/// Saves the registrar's UDP bindings to the store when they changed since the last save.
-#[derive(Default)]
+/// Saves the registrar's UDP bindings to the store when they changed since the last save,
+/// and every few minutes anyway (the store writer gives up a write that fails twice).
 struct BindingSaver {
+    /// Whose bindings: this kald's SIP address.
+    instance: String,
     /// The bindings last saved, with their expiry on the loop's clock.
     last: Vec<(SavedBinding, Instant)>,
+    /// When they were last saved.
+    saved_at: Option<Instant>,
 }
 
 impl BindingSaver {
+    fn new(instance: String) -> Self {
+        Self {
+            instance,
+            last: Vec::new(),
+            saved_at: None,
+        }
+    }
+
     fn save_if_changed(&mut self, now: Instant, endpoint: &Endpoint, calls: &Calls) {
         let current: Vec<(SavedBinding, Instant)> = endpoint
             .saved_bindings(now)
@@ -375,7 +389,10 @@ impl BindingSaver {
                 )
             })
             .collect();
-        if current == self.last {
+        let due = self
+            .saved_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SAVE_BINDINGS_ANYWAY);
+        if current == self.last && !due {
             return;
         }
         let wall = calls.clock.now().timestamp();
@@ -396,10 +413,12 @@ impl BindingSaver {
                 })
             })
             .collect();
-        calls
-            .records
-            .send(crate::records::StoreOp::SipBindings(rows));
+        calls.records.send(crate::records::StoreOp::SipBindings {
+            instance: self.instance.clone(),
+            rows,
+        });
         self.last = current;
+        self.saved_at = Some(now);
     }
 }
 

@@ -4,8 +4,10 @@
 -- A phone registers for up to an hour; without this an agent whose phone registered just
 -- before a restart would get no calls until its next refresh. kald saves its UDP bindings
 -- (a snapshot, replaced whole) and restores the unexpired ones at start, qualifying each with
--- an OPTIONS before it routes calls to it. Addresses are "ip:port" text.
+-- an OPTIONS before it routes calls to it. Addresses are "ip:port" text. `instance` is the kald
+-- that holds the registrations (its SIP address): several kald on one database keep their own.
 CREATE TABLE sip_bindings (
+    instance   TEXT NOT NULL,
     agent_id   TEXT NOT NULL,
     contact    TEXT NOT NULL,
     call_id    TEXT NOT NULL,
@@ -13,5 +15,5 @@ CREATE TABLE sip_bindings (
     remote     TEXT NOT NULL,
     local      TEXT NOT NULL,
     expires_us BIGINT NOT NULL,
-    PRIMARY KEY (agent_id, contact)
+    PRIMARY KEY (instance, agent_id, contact)
 );
