@@ -11,7 +11,7 @@
 //! front), never held whole in memory:
 //!
 //! - **drop folder** (`[journal] drop_folder`): `<name>.wav`, then `<name>.json`, each written
-//!   owner-only (0600) to a hidden temporary file (`.<name>.wav.tmp`), flushed to disk and
+//!   owner-only (0600) to a hidden temporary file (`.<name>.wav.<pid>-<random>.tmp`), flushed to disk and
 //!   renamed into place, the folder itself synced after; the manifest comes last, so its
 //!   presence means the document is complete. Written is acknowledged.
 //! - **webhook** (`[journal] webhook`): one HTTP `POST` with a JSON body
@@ -327,10 +327,22 @@ impl Journaliser {
 
     /// Delivers every document due at `now` (each tried once), recording each outcome at
     /// `now`.
+    #[cfg(test)] // kald runs `step_with` on its clock
     pub(crate) async fn step(&self, now: Timestamp) -> Result<StepReport, StoreError> {
+        self.step_with(|| now).await
+    }
+
+    /// Like [`step`](Self::step), reading the clock again for every batch it claims, so each
+    /// batch's lease runs from when it was claimed (a long backlog never claims with a lease
+    /// already run out).
+    pub(crate) async fn step_with(
+        &self,
+        clock: impl Fn() -> Timestamp,
+    ) -> Result<StepReport, StoreError> {
         let mut report = StepReport::default();
         let mut seen = std::collections::HashSet::new();
         loop {
+            let now = clock();
             let due = self
                 .store
                 .claim_journal_exports(now, self.lease_until(now), BATCH)
@@ -666,17 +678,20 @@ fn write_owner_only(
     name: &str,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let tmp = dir.join(format!(".{name}.tmp"));
+    use std::os::unix::fs::OpenOptionsExt;
+    // Its own temporary name, so two deliveries of one document at once (two kald whose
+    // claims overlapped) never write into the same file.
+    let tmp = dir.join(format!(
+        ".{name}.{}-{:08x}.tmp",
+        std::process::id(),
+        rand::TryRngCore::try_next_u32(&mut rand::rngs::OsRng).unwrap_or_default()
+    ));
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // A temporary file left by an earlier attempt keeps its mode: set it.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         write(&mut file)?;
         file.sync_all()?;
         drop(file);
@@ -714,7 +729,7 @@ pub(crate) async fn run(
         "journaliser started"
     );
     loop {
-        match journaliser.step(clock.now().timestamp()).await {
+        match journaliser.step_with(|| clock.now().timestamp()).await {
             Ok(r) if r != StepReport::default() => tracing::debug!(
                 acknowledged = r.acknowledged,
                 failed = r.failed,
