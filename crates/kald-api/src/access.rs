@@ -793,12 +793,12 @@ pub(crate) async fn archive(
         Some(&r.cpr),
     )
     .await?;
-    if r.state != AccessState::Answered && r.state != AccessState::Closed {
-        src.store
-            .set_access_state(id, AccessState::Answered, &caller.login, src.now())
-            .await
-            .map_err(store_error)?;
-    }
+    // The request is answered once the whole archive is written out (before its last piece
+    // leaves, so a client that has it all sees the new state); a transfer cut short leaves it
+    // as it was.
+    let answer = (r.state != AccessState::Answered && r.state != AccessState::Closed)
+        .then(|| (src.store.clone(), caller.login.clone(), src.now()));
+    let runtime = tokio::runtime::Handle::current();
     // Streamed: the WAVs are decrypted again as the archive goes out, one piece at a time.
     let zip = crate::stream::blocking_body("access-request archive", move |out| {
         plan.write(out, |i, w| match i.checked_sub(1) {
@@ -807,7 +807,13 @@ pub(crate) async fn archive(
                 let wav = &audio.get(n).ok_or(std::io::ErrorKind::InvalidInput)?.1;
                 std::io::copy(&mut wav.stream()?, w).map(drop)
             }
-        })
+        })?;
+        if let Some((store, login, at)) = answer {
+            runtime
+                .block_on(store.set_access_state(id, AccessState::Answered, &login, at))
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
     });
     let disposition = format!("attachment; filename=\"aktindsigt-{id}.zip\"");
     Ok((

@@ -263,6 +263,17 @@ pub fn router_with(
     let (router, openapi) = api_router().split_for_parts();
     let openapi_json = openapi.to_json().unwrap_or_else(|_| "{}".to_owned());
     let state = AppState::new(backend, settings, shutdown, openapi_json);
+    // A new users list ends the sessions it removes or changes at once, not at the next
+    // request (a live-event stream checks only that its session lives).
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let state = state.clone();
+        let mut users = state.inner.users.clone();
+        runtime.spawn(async move {
+            while users.changed().await.is_ok() {
+                let _ = state.accounts();
+            }
+        });
+    }
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

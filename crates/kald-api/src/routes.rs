@@ -117,6 +117,19 @@ pub(crate) async fn login(
         .lock()
         .map_err(|_| ApiError::Internal)?
         .create(&user.login, Instant::now(), settings.session_idle)?;
+    // The users list may have changed between the check and the new session (a reload that
+    // removed the user or changed the password, and ended their sessions before this one
+    // existed): check again against the list in force now.
+    if state
+        .accounts()?
+        .verify(&request.login, &request.password)
+        .is_none()
+    {
+        if let Ok(mut sessions) = state.inner.sessions.lock() {
+            sessions.remove(&token);
+        }
+        return Err(ApiError::BadCredentials);
+    }
     tracing::info!(login = %user.login, role = user.role.as_str(), "logged in");
     let cookie = format!(
         "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",

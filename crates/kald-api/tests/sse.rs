@@ -299,3 +299,39 @@ async fn serve_answers_on_a_real_socket_and_stops_on_cancel() {
         .unwrap();
     assert!(result.is_ok());
 }
+
+/// A reload that removes a user ends their stream, without another request of anyone.
+#[tokio::test]
+async fn a_removed_users_stream_ends_with_the_reload() {
+    let (mut backend, snapshot, commands, dir) = common::backend(false).await;
+    let (users_tx, users_rx) = tokio::sync::watch::channel(Arc::new(common::users()));
+    backend.users = users_rx;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let fake = common::Fake {
+        app: kald_api::router_with(backend, common::settings(), shutdown.clone()),
+        snapshot,
+        commands,
+        shutdown,
+        _dir: dir,
+    };
+    let mut bo = Stream::open(&fake, "bo").await;
+    let mut sara = Stream::open(&fake, "sara").await;
+    bo.next(Duration::from_secs(1)).await.unwrap();
+    sara.next(Duration::from_secs(1)).await.unwrap();
+    users_tx.send_replace(Arc::new(
+        common::users()
+            .into_iter()
+            .filter(|u| u.login != "bo")
+            .collect(),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.snapshot.send_modify(|_| {});
+    assert!(
+        bo.next(Duration::from_secs(1)).await.is_none(),
+        "Bo's stream ends"
+    );
+    assert!(
+        sara.next(Duration::from_secs(1)).await.is_some(),
+        "Sara's goes on"
+    );
+}
