@@ -5,7 +5,8 @@
 //! little: stored entries (WAV hardly compresses), each one's size and CRC-32 known before it
 //! is written (the caller makes a first pass), UTF-8 names. So every local header is complete
 //! and any reader can read the archive, streaming readers too. No ZIP64: an entry or archive
-//! of 4 GiB or more, or more than 65,535 entries, is refused up front ([`TooLarge`]).
+//! of 4 GiB or more, or 65,535 entries or more (0xFFFF means ZIP64), is refused up front
+//! ([`TooLarge`]).
 //!
 //! Format: APPNOTE.TXT 6.3.10, sections 4.3.7 (local file header), 4.3.12 (central directory
 //! header) and 4.3.16 (end of central directory record).

@@ -239,8 +239,6 @@ impl Calls {
         self.calls.len()
     }
 
-    /// Pick up changed flow files (calls in progress keep the version they started with); a
-    /// queue a new version names is added to the ACD.
     /// Applies a reloaded contact centre (queues, agents, web users) and transfer allow-list at
     /// once: the ACD gets the new queues and skills (a removed agent is logged out, or when
     /// their call ends), phones of removed agents lose their registrations and new agents may
@@ -282,6 +280,8 @@ impl Calls {
         self.drive_acd(now, endpoint);
     }
 
+    /// Pick up changed flow files (calls in progress keep the version they started with); a
+    /// queue a new version names is added to the ACD.
     pub(crate) fn reload_flows(&mut self) {
         self.flows.reload_if_changed();
         let queues = flows_queues(&self.flows);
