@@ -28,8 +28,9 @@
 //! Journalising a recording for a link queues one `journal_exports` row per target
 //! ([`JournalTarget`]: the drop folder, the webhook) with [`Store::queue_journal_exports`]
 //! (idempotent per recording, link and target). The journaliser claims the due rows
-//! ([`Store::claim_journal_exports`], a lease so two kald instances on one database never
-//! deliver the same document at once), delivers, and records the outcome:
+//! ([`Store::claim_journal_exports`], a lease and a token of the claimer, so two kald
+//! instances on one database never deliver the same document at once, and a late failure under
+//! an old claim does not undo a newer one; migration 0007), delivers, and records the outcome:
 //! [`Store::journal_export_acknowledged`] (with the case system's receipt, if any) or
 //! [`Store::journal_export_failed`] (the error, with no personal data, and when to try again).
 //! Removing the link cancels its pending rows. Every attempt, failed or acknowledged, counts in
@@ -580,8 +581,12 @@ impl Store {
     /// it is still pending and due, which PostgreSQL re-evaluates against the row version
     /// another transaction's claim left (it waits for that transaction first); a row someone
     /// else claimed is skipped. SQLite runs one writer at a time.
+    ///
+    /// `claim` is the claimer's token for this batch: a failure is recorded only under it
+    /// ([`journal_export_failed`](Self::journal_export_failed)).
     pub async fn claim_journal_exports(
         &self,
+        claim: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
@@ -591,7 +596,7 @@ impl Store {
             "{SELECT_EXPORT} WHERE e.state = 'pending' AND e.next_attempt_us <= $1 \
              ORDER BY e.next_attempt_us, e.id LIMIT $2"
         );
-        let claim = "UPDATE journal_exports SET next_attempt_us = $3 \
+        let update = "UPDATE journal_exports SET next_attempt_us = $3, claim = $4 \
              WHERE id = $1 AND state = 'pending' AND next_attempt_us <= $2";
         on_pool!(self, |pool| {
             // Writing from the start (BEGIN IMMEDIATE on SQLite): a read transaction that later
@@ -609,10 +614,11 @@ impl Store {
             let mut claimed = Vec::with_capacity(due.len());
             for raw in due {
                 let row = raw.into_row()?;
-                let won = sqlx::query(claim)
+                let won = sqlx::query(update)
                     .bind(row.id)
                     .bind(micros(now))
                     .bind(micros(lease_until))
+                    .bind(claim)
                     .execute(&mut *tx)
                     .await
                     .map_err(query(ACTION))?
@@ -682,10 +688,13 @@ impl Store {
 
     /// A delivery attempt failed: counts it, keeps `error` (which must hold no personal data)
     /// and sets when to try again. A row no longer pending (acknowledged or cancelled
-    /// meanwhile) is left as it was; [`StoreError::NoSuchJournalExport`] for an unknown id.
+    /// meanwhile), or claimed by someone else since `claim` (when given: the token it was
+    /// claimed under), is left as it was; [`StoreError::NoSuchJournalExport`] for an unknown
+    /// id.
     pub async fn journal_export_failed(
         &self,
         id: i64,
+        claim: Option<&str>,
         error: &str,
         next_attempt: Timestamp,
     ) -> Result<(), StoreError> {
@@ -693,11 +702,13 @@ impl Store {
         on_pool!(self, |pool| {
             let done = sqlx::query(
                 "UPDATE journal_exports SET attempts = attempts + 1, last_error = $2, \
-                 next_attempt_us = $3 WHERE id = $1 AND state = 'pending'",
+                 next_attempt_us = $3 WHERE id = $1 AND state = 'pending' \
+                 AND ($4 IS NULL OR claim = $4)",
             )
             .bind(id)
             .bind(error)
             .bind(micros(next_attempt))
+            .bind(claim)
             .execute(pool)
             .await
             .map_err(query(ACTION))?

@@ -343,16 +343,17 @@ impl Journaliser {
         let mut seen = std::collections::HashSet::new();
         loop {
             let now = clock();
+            let claim = claim_token();
             let due = self
                 .store
-                .claim_journal_exports(now, self.lease_until(now), BATCH)
+                .claim_journal_exports(&claim, now, self.lease_until(now), BATCH)
                 .await?;
             let fresh: Vec<JournalExport> = due.into_iter().filter(|e| seen.insert(e.id)).collect();
             if fresh.is_empty() {
                 return Ok(report);
             }
             for export in fresh {
-                self.deliver_one(&export, now, &mut report).await?;
+                self.deliver_one(&export, &claim, now, &mut report).await?;
             }
         }
     }
@@ -371,6 +372,7 @@ impl Journaliser {
     async fn deliver_one(
         &self,
         export: &JournalExport,
+        claim: &str,
         now: Timestamp,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
@@ -438,7 +440,7 @@ impl Journaliser {
                 let next = self.config.retry.next_attempt(attempts, now);
                 let error = e.to_string();
                 self.store
-                    .journal_export_failed(export.id, &error, next)
+                    .journal_export_failed(export.id, Some(claim), &error, next)
                     .await?;
                 report.failed += 1;
                 tracing::warn!(
@@ -623,6 +625,12 @@ fn http_error(e: &reqwest::Error) -> String {
         }
         text
     }
+}
+
+/// A fresh token for one claimed batch: the process and a random number.
+fn claim_token() -> String {
+    let random = rand::TryRngCore::try_next_u64(&mut rand::rngs::OsRng).unwrap_or_default();
+    format!("{}-{random:016x}", std::process::id())
 }
 
 /// Runs blocking file and decryption work off the async threads.

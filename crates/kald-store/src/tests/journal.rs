@@ -223,11 +223,11 @@ async fn journal_outbox_delivery(db: &TestDb) {
     );
     // The webhook fails twice: counted, kept, due again only at the next attempt.
     store
-        .journal_export_failed(webhook, "HTTP 500", at(611))
+        .journal_export_failed(webhook, None, "HTTP 500", at(611))
         .await
         .unwrap();
     store
-        .journal_export_failed(webhook, "HTTP 503", at(641))
+        .journal_export_failed(webhook, None, "HTTP 503", at(641))
         .await
         .unwrap();
     assert_eq!(
@@ -297,7 +297,7 @@ async fn journal_outbox_delivery(db: &TestDb) {
         .await
         .unwrap();
     store
-        .journal_export_failed(webhook, "late", at(800))
+        .journal_export_failed(webhook, None, "late", at(800))
         .await
         .unwrap();
     assert_eq!(
@@ -310,7 +310,7 @@ async fn journal_outbox_delivery(db: &TestDb) {
         Err(StoreError::NoSuchJournalExport { id: 999 })
     ));
     assert!(matches!(
-        store.journal_export_failed(999, "x", at(1)).await,
+        store.journal_export_failed(999, None, "x", at(1)).await,
         Err(StoreError::NoSuchJournalExport { id: 999 })
     ));
 
@@ -499,7 +499,7 @@ async fn journal_claims_are_leases(db: &TestDb) {
     let mut claimed = Vec::new();
     for expected in [5, 5, 2, 0] {
         let batch = store
-            .claim_journal_exports(at(700), at(1_700), 5)
+            .claim_journal_exports("t", at(700), at(1_700), 5)
             .await
             .unwrap();
         assert_eq!(batch.len(), expected);
@@ -523,7 +523,7 @@ async fn journal_claims_are_leases(db: &TestDb) {
         .await
         .unwrap();
     store
-        .journal_export_failed(all[1], "HTTP 503", at(720))
+        .journal_export_failed(all[1], None, "HTTP 503", at(720))
         .await
         .unwrap();
     let due: Vec<i64> = store
@@ -545,8 +545,8 @@ async fn journal_claims_are_leases(db: &TestDb) {
     let mut seen = Vec::new();
     loop {
         let (mine, theirs) = tokio::join!(
-            store.claim_journal_exports(at(2_000), at(9_000), 1),
-            other.claim_journal_exports(at(2_000), at(9_000), 1),
+            store.claim_journal_exports("mine", at(2_000), at(9_000), 1),
+            other.claim_journal_exports("theirs", at(2_000), at(9_000), 1),
         );
         let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
         if mine.is_empty() && theirs.is_empty() {
@@ -557,4 +557,34 @@ async fn journal_claims_are_leases(db: &TestDb) {
     other.close().await;
     seen.sort_unstable();
     assert_eq!(seen, all[1..].to_vec());
+
+    // A delivery that outlived its lease: another claim took the row, and the late failure
+    // under the old claim changes nothing; the new claim's outcome counts.
+    let first = store
+        .claim_journal_exports("a", at(10_000), at(10_500), 20)
+        .await
+        .unwrap();
+    let again = store
+        .claim_journal_exports("b", at(10_600), at(20_000), 20)
+        .await
+        .unwrap();
+    let ids = |rows: &[JournalExport]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&first).len(), 11);
+    assert_eq!(ids(&first), ids(&again));
+    let row = all[2];
+    store
+        .journal_export_failed(row, Some("a"), "late", at(10_700))
+        .await
+        .unwrap();
+    let now = store.journal_export(row).await.unwrap().unwrap();
+    assert_eq!((now.next_attempt, now.last_error), (at(20_000), None));
+    store
+        .journal_export_failed(row, Some("b"), "HTTP 500", at(10_800))
+        .await
+        .unwrap();
+    let now = store.journal_export(row).await.unwrap().unwrap();
+    assert_eq!(
+        (now.next_attempt, now.last_error.as_deref(), now.attempts),
+        (at(10_800), Some("HTTP 500"), 1)
+    );
 }
