@@ -728,3 +728,51 @@ async fn correcting_the_live_call_tells_the_phone_system() {
         "only the live call goes to the phone system"
     );
 }
+
+/// Benchmark (ignored; run it in release with --nocapture): a one-hour recording, a 115 MB
+/// WAV, reaches the listener without being held in memory — the process's peak resident size
+/// grows by little while the whole WAV passes through.
+#[tokio::test]
+#[ignore]
+async fn a_one_hour_recording_streams_in_little_memory() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    /// The process's peak resident set (VmHWM), in kB.
+    fn peak_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    let fake = common::fake_records_of(3600).await;
+    let anna = fake.login("anna").await;
+    let before = peak_kb();
+    let started = std::time::Instant::now();
+    let response = fake
+        .app
+        .clone()
+        .oneshot(common::request(
+            Method::GET,
+            &format!("/api/recordings/{ANNA_RECORDING}/audio"),
+            Some(&anna),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            total += data.len();
+        }
+    }
+    let after = peak_kb();
+    println!(
+        "streamed {total} bytes in {:.2} s; peak RSS {before} kB before, {after} kB after \
+         (+{} kB)",
+        started.elapsed().as_secs_f64(),
+        after - before
+    );
+    assert_eq!(total, 3600 * 8000 * 4 + 44);
+    assert!(after - before < 20_000, "the WAV was held in memory");
+}

@@ -797,6 +797,11 @@ pub const RECORDING_SECONDS: usize = 3;
 /// `c-old` (Anna's too) whose CPR and caller's number the retention sweeper removed, the shipped
 /// recordings policy, a case-number pattern and a drop-folder journal target.
 pub async fn fake_records() -> Fake {
+    fake_records_of(RECORDING_SECONDS).await
+}
+
+/// [`fake_records`] with recordings of `seconds` each.
+pub async fn fake_records_of(seconds: usize) -> Fake {
     let (mut backend, snapshot, commands, dir) = backend(true).await;
     let dir = dir.unwrap();
     let store = backend.stats.as_ref().unwrap().store.clone();
@@ -836,7 +841,7 @@ pub async fn fake_records() -> Fake {
         )
         .unwrap();
         let mut frame = vec![0i16; kald_recordings::format::FRAME_SAMPLES];
-        for f in 0..RECORDING_SECONDS * 50 {
+        for f in 0..seconds * 50 {
             for (i, pair) in frame.chunks_mut(2).enumerate() {
                 let t = (f * 160 + i) as f64 / 8000.0;
                 pair[0] = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
@@ -867,7 +872,7 @@ pub async fn fake_records() -> Fake {
             .close_recording(
                 rec,
                 started + jiff::SignedDuration::from_secs(50),
-                Duration::from_secs(RECORDING_SECONDS as u64),
+                Duration::from_secs(seconds as u64),
                 &finished.sha256,
                 started + jiff::SignedDuration::from_secs(90 * 86_400),
             )
