@@ -82,6 +82,8 @@ const kald = {
       onStatus(true);
       onView(JSON.parse(event.data));
     });
+    // Listening grants or requests changed: pages that show them look again.
+    source.addEventListener("records", () => window.dispatchEvent(new Event("kald-records")));
     source.addEventListener("error", async () => {
       onStatus(false);
       if (source.readyState === EventSource.CLOSED) {

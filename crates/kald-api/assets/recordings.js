@@ -202,8 +202,11 @@
       remember();
       restore();
       showMine();
-      setInterval(showMine, 10000);
+      // Pushed when grants or listen requests change; the slow poll is a fallback.
+      window.addEventListener("kald-records", showMine);
+      setInterval(showMine, 60000);
     }
+    if (leads) window.addEventListener("kald-records", showTeam);
   }
 
   start();

@@ -16,11 +16,13 @@ use crate::state::AppState;
 use crate::view;
 
 /// The live state for the caller's role: an `event: snapshot` with a [`LiveView`] at once and
-/// after every change (at most one per push interval, 250 ms by default), keep-alive comments
-/// every 15 s; the stream ends when the session ends or kald shuts down.
+/// after every change (at most one per push interval, 250 ms by default), an `event: records`
+/// (data: a change counter, nothing else) when listening grants or requests changed, so a page
+/// looks again; keep-alive comments every 15 s; the stream ends when the session ends or kald
+/// shuts down.
 #[utoipa::path(get, path = "/api/events", tag = TAG,
     responses(
-        (status = 200, description = "text/event-stream of `snapshot` events", body = LiveView, content_type = "text/event-stream"),
+        (status = 200, description = "text/event-stream of `snapshot` events (and `records` when listening grants or requests change)", body = LiveView, content_type = "text/event-stream"),
         (status = 401, description = "not logged in", body = ErrorBody),
         (status = 403, description = "the role sees no live state", body = ErrorBody)))]
 pub(crate) async fn events(
@@ -33,14 +35,19 @@ pub(crate) async fn events(
     let shutdown = state.inner.shutdown.clone();
     let mut rx = state.inner.snapshot.clone();
     rx.mark_changed();
+    let records = state.inner.records_changed.subscribe();
     let caller = Arc::new(caller);
     let stream = stream::unfold(
-        (rx, state, caller, None::<Instant>),
-        |(mut rx, state, caller, last)| async move {
+        (rx, records, state, caller, None::<Instant>),
+        |(mut rx, mut records, state, caller, last)| async move {
             if let Some(last) = last {
                 tokio::time::sleep_until(last + state.inner.settings.push_interval).await;
             }
-            rx.changed().await.ok()?;
+            let records_first = tokio::select! {
+                biased;
+                changed = rx.changed() => { changed.ok()?; false }
+                changed = records.changed() => { changed.ok()?; true }
+            };
             let live = state.inner.sessions.lock().ok()?.is_live(
                 &caller.token,
                 Instant::now(),
@@ -48,6 +55,14 @@ pub(crate) async fn events(
             );
             if !live {
                 return None;
+            }
+            if records_first {
+                let count = *records.borrow_and_update();
+                let event = Event::default().event("records").data(count.to_string());
+                return Some((
+                    Ok(event),
+                    (rx, records, state, caller, Some(Instant::now())),
+                ));
             }
             let snapshot = rx.borrow_and_update().clone();
             let today = if crate::routes::SEE_CALLS.contains(&caller.role) {
@@ -60,7 +75,10 @@ pub(crate) async fn events(
                 Ok(event) => event,
                 Err(_) => Event::default().comment("unserialisable snapshot"),
             };
-            Some((Ok(event), (rx, state, caller, Some(Instant::now()))))
+            Some((
+                Ok(event),
+                (rx, records, state, caller, Some(Instant::now())),
+            ))
         },
     )
     .take_until(shutdown.cancelled_owned());

@@ -388,6 +388,7 @@ pub(crate) async fn grant(
         .decide_listen(&id, &caller.login, &body.grantee, body.grant, src.now())
         .await
         .map_err(store_error)?;
+    state.records_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -431,6 +432,7 @@ pub(crate) async fn withdraw_grant(
         .withdraw_listen(&id, &grantee, src.now())
         .await
         .map_err(store_error)?;
+    state.records_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -530,6 +532,7 @@ pub(crate) async fn ask_to_listen(
         .request_listen(&id, agent, &caller.login, reason, src.now())
         .await
         .map_err(store_error)?;
+    state.records_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct Inner {
     pub(crate) metrics: MetricsFn,
     /// Recordings, links, access requests and the audit log.
     pub(crate) records: Option<crate::RecordsSource>,
+    /// Counts changes to listening grants and requests, so the live-event streams can tell
+    /// the pages to look again (an agent sees a team leader's request at once).
+    pub(crate) records_changed: watch::Sender<u64>,
     /// Live sessions (never held across an await).
     pub(crate) sessions: Mutex<Sessions>,
     /// Failed log-ins.
@@ -71,6 +74,7 @@ impl AppState {
                 stats_cache: StatsCache::default(),
                 metrics: backend.metrics,
                 records: backend.records,
+                records_changed: watch::Sender::new(0),
                 sessions: Mutex::new(Sessions::default()),
                 throttle: Mutex::new(Throttle::default()),
                 settings,
@@ -105,6 +109,13 @@ impl AppState {
             *cached = (current, fresh);
         }
         Ok(Arc::clone(&cached.1))
+    }
+
+    /// Tells the live-event streams that grants or listen requests changed.
+    pub(crate) fn records_changed(&self) {
+        self.inner
+            .records_changed
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The current snapshot.

@@ -335,3 +335,67 @@ async fn a_removed_users_stream_ends_with_the_reload() {
         "Sara's goes on"
     );
 }
+
+/// A team leader's listen request reaches the agent's stream as an `event: records` (a
+/// counter, nothing personal), and so does the agent's answer the team leader's.
+#[tokio::test]
+async fn listen_requests_and_grants_are_pushed() {
+    let fake = fake().await;
+    /// The next event's name and data, skipping keep-alives.
+    async fn next_event(stream: &mut Stream) -> Option<(String, String)> {
+        tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Some(end) = stream.buffer.find("\n\n") {
+                    let event: String = stream.buffer.drain(..end + 2).collect();
+                    let name = event.lines().find_map(|l| l.strip_prefix("event: "));
+                    let data = event.lines().find_map(|l| l.strip_prefix("data: "));
+                    if let (Some(name), Some(data)) = (name, data) {
+                        return Some((name.to_owned(), data.to_owned()));
+                    }
+                    continue;
+                }
+                let frame = stream.body.frame().await?.ok()?;
+                if let Ok(data) = frame.into_data() {
+                    stream.buffer.push_str(std::str::from_utf8(&data).unwrap());
+                }
+            }
+        })
+        .await
+        .expect("an event within a second")
+    }
+    let mut anna = Stream::open(&fake, "anna").await;
+    let mut tina = Stream::open(&fake, "tina").await;
+    assert_eq!(next_event(&mut anna).await.unwrap().0, "snapshot");
+    assert_eq!(next_event(&mut tina).await.unwrap().0, "snapshot");
+
+    let tina_token = fake.login("tina").await;
+    let ask = fake
+        .call(
+            Method::POST,
+            &format!("/api/recordings/{}/listen-requests", common::ANNA_RECORDING),
+            Some(&tina_token),
+            Some(serde_json::json!({"reason": "opfølgning på klage"})),
+        )
+        .await;
+    assert_eq!(ask.status, StatusCode::NO_CONTENT, "{}", ask.body);
+    assert_eq!(
+        next_event(&mut anna).await.unwrap(),
+        ("records".into(), "1".into())
+    );
+    assert_eq!(next_event(&mut tina).await.unwrap().0, "records");
+
+    let anna_token = fake.login("anna").await;
+    let grant = fake
+        .call(
+            Method::POST,
+            &format!("/api/recordings/{}/grants", common::ANNA_RECORDING),
+            Some(&anna_token),
+            Some(serde_json::json!({"grantee": "tina", "grant": true})),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::NO_CONTENT, "{}", grant.body);
+    assert_eq!(
+        next_event(&mut tina).await.unwrap(),
+        ("records".into(), "2".into())
+    );
+}
