@@ -373,17 +373,7 @@ async fn health_and_metrics() {
 #[tokio::test]
 async fn a_reloaded_users_list_takes_effect_at_once() {
     use std::sync::Arc;
-    let (mut backend, snapshot, commands, dir) = common::backend(false).await;
-    let (users_tx, users_rx) = tokio::sync::watch::channel(Arc::new(common::users()));
-    backend.users = users_rx;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let fake = common::Fake {
-        app: kald_api::router_with(backend, settings(), shutdown.clone()),
-        snapshot,
-        commands,
-        shutdown,
-        _dir: dir,
-    };
+    let (fake, users_tx) = common::fake_with_users().await;
     let me = |token: String| {
         let fake = &fake;
         async move {

@@ -303,17 +303,7 @@ async fn serve_answers_on_a_real_socket_and_stops_on_cancel() {
 /// A reload that removes a user ends their stream, without another request of anyone.
 #[tokio::test]
 async fn a_removed_users_stream_ends_with_the_reload() {
-    let (mut backend, snapshot, commands, dir) = common::backend(false).await;
-    let (users_tx, users_rx) = tokio::sync::watch::channel(Arc::new(common::users()));
-    backend.users = users_rx;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let fake = common::Fake {
-        app: kald_api::router_with(backend, common::settings(), shutdown.clone()),
-        snapshot,
-        commands,
-        shutdown,
-        _dir: dir,
-    };
+    let (fake, users_tx) = common::fake_with_users().await;
     let mut bo = Stream::open(&fake, "bo").await;
     let mut sara = Stream::open(&fake, "sara").await;
     bo.next(Duration::from_secs(1)).await.unwrap();

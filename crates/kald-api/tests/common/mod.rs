@@ -304,6 +304,22 @@ pub async fn fake_with(settings: Settings, stats: bool) -> Fake {
     }
 }
 
+/// A fake whose users list the test replaces (as kald does when kald.toml is reloaded).
+pub async fn fake_with_users() -> (Fake, watch::Sender<Arc<Vec<User>>>) {
+    let (mut backend, snapshot, commands, dir) = backend(false).await;
+    let (users_tx, users_rx) = watch::channel(Arc::new(users()));
+    backend.users = users_rx;
+    let shutdown = CancellationToken::new();
+    let fake = Fake {
+        app: kald_api::router_with(backend, settings(), shutdown.clone()),
+        snapshot,
+        commands,
+        shutdown,
+        _dir: dir,
+    };
+    (fake, users_tx)
+}
+
 /// A response's status, headers and body text.
 pub struct Answer {
     /// The status.
