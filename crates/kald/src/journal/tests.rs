@@ -126,6 +126,24 @@ fn journaliser(f: &Fixture, config: JournalConfig) -> Journaliser {
     Journaliser::new(f.store.clone(), config, f.keys.clone(), f.rec_dir.clone()).unwrap()
 }
 
+/// Recording `rec1` of call `c-1` (ended 09:00), linked to [`CASE`] at 09:10 and queued for
+/// `targets` at 09:20 (1 December 2026): the link, the queueing time and the outbox rows.
+async fn queued(f: &Fixture, targets: &[JournalTarget]) -> (i64, Timestamp, Vec<i64>) {
+    recording(f, "rec1", "c-1", "2026-12-01T09:00:00Z").await;
+    let link = f
+        .store
+        .add_journal_link("c-1", CASE, None, "anna", ts("2026-12-01T09:10:00Z"))
+        .await
+        .unwrap();
+    let t0 = ts("2026-12-01T09:20:00Z");
+    let ids = f
+        .store
+        .queue_journal_exports("rec1", link, targets, "rikke", t0)
+        .await
+        .unwrap();
+    (link, t0, ids)
+}
+
 fn ts(text: &str) -> Timestamp {
     text.parse().unwrap()
 }
@@ -370,18 +388,7 @@ async fn drop_folder_gets_an_owner_only_wav_and_manifest() {
 #[tokio::test]
 async fn a_folder_that_cannot_be_written_is_retried() {
     let f = fixture().await;
-    recording(&f, "rec1", "c-1", "2026-12-01T09:00:00Z").await;
-    let link = f
-        .store
-        .add_journal_link("c-1", CASE, None, "anna", ts("2026-12-01T09:10:00Z"))
-        .await
-        .unwrap();
-    let t0 = ts("2026-12-01T09:20:00Z");
-    let ids = f
-        .store
-        .queue_journal_exports("rec1", link, &[JournalTarget::Folder], "rikke", t0)
-        .await
-        .unwrap();
+    let (_, t0, ids) = queued(&f, &[JournalTarget::Folder]).await;
     let missing = f.drop.join("not-mounted");
     let j = journaliser(
         &f,
@@ -468,18 +475,7 @@ async fn webhook_server() -> (String, Arc<Seen>) {
 async fn webhook_fails_twice_then_acknowledges() {
     use base64::Engine as _;
     let f = fixture().await;
-    recording(&f, "rec1", "c-1", "2026-12-01T09:00:00Z").await;
-    let link = f
-        .store
-        .add_journal_link("c-1", CASE, None, "anna", ts("2026-12-01T09:10:00Z"))
-        .await
-        .unwrap();
-    let t0 = ts("2026-12-01T09:20:00Z");
-    let ids = f
-        .store
-        .queue_journal_exports("rec1", link, &[JournalTarget::Webhook], "rikke", t0)
-        .await
-        .unwrap();
+    let (link, t0, ids) = queued(&f, &[JournalTarget::Webhook]).await;
     let (url, seen) = webhook_server().await;
     let j = journaliser(
         &f,
@@ -584,18 +580,7 @@ async fn webhook_fails_twice_then_acknowledges() {
 #[tokio::test]
 async fn a_webhook_that_does_not_answer_is_a_failure() {
     let f = fixture().await;
-    recording(&f, "rec1", "c-1", "2026-12-01T09:00:00Z").await;
-    let link = f
-        .store
-        .add_journal_link("c-1", CASE, None, "anna", ts("2026-12-01T09:10:00Z"))
-        .await
-        .unwrap();
-    let t0 = ts("2026-12-01T09:20:00Z");
-    let ids = f
-        .store
-        .queue_journal_exports("rec1", link, &[JournalTarget::Webhook], "rikke", t0)
-        .await
-        .unwrap();
+    let (_, t0, ids) = queued(&f, &[JournalTarget::Webhook]).await;
     // A listener on loopback that accepts and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -624,18 +609,7 @@ async fn a_webhook_that_does_not_answer_is_a_failure() {
 #[tokio::test]
 async fn a_gone_recording_cancels_its_export() {
     let f = fixture().await;
-    recording(&f, "rec1", "c-1", "2026-12-01T09:00:00Z").await;
-    let link = f
-        .store
-        .add_journal_link("c-1", CASE, None, "anna", ts("2026-12-01T09:10:00Z"))
-        .await
-        .unwrap();
-    let t0 = ts("2026-12-01T09:20:00Z");
-    let ids = f
-        .store
-        .queue_journal_exports("rec1", link, &[JournalTarget::Folder], "rikke", t0)
-        .await
-        .unwrap();
+    let (_, t0, ids) = queued(&f, &[JournalTarget::Folder]).await;
     f.store
         .erase_recording("rec1", "erased", t0, secs(t0, 86_400))
         .await
